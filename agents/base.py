@@ -1,0 +1,109 @@
+"""The one small, batched policy interface every BubbleGym agent implements.
+
+An agent sees a batch of B users at once (the vector env's observation dict):
+``obs["user"]`` (B, F_u), ``obs["candidates"]`` (B, C, F_i), ``obs["item_ids"]`` (B, C),
+``obs["user_id"]`` (B,). Agents that declare ``needs_ground_truth = True`` (the oracle)
+also get ``obs["candidate_utility"]`` (B, C); no learner ever does.
+
+* :meth:`Agent.act` returns a :class:`Decision`: the slates, the probability with which
+  each served item was chosen at its slot, and whether each decision explored.
+* :meth:`Agent.update` learns from the :class:`Feedback` of that decision.
+
+Scoring is separate from sampling: most agents implement :meth:`Agent.scores` and use
+one of the slate samplers in :mod:`agents.slates`.
+"""
+
+from __future__ import annotations
+
+import pickle
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from simenv import WorldSpec
+
+Observation = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What an agent served to a batch of B users.
+
+    Attributes:
+        slates: (B, k) int64 distinct candidate indices, position 0 first.
+        propensities: (B, k) float64 in (0, 1]: the probability with which the agent's
+            own sampling put that item at that slot, given the slots before it.
+        explored: (B,) bool, whether the slate differs from the agent's greedy slate.
+        predicted: optional (B, k) float64 predicted reward of each served item given a
+            click (for prediction-accuracy metrics); None if the agent does not predict.
+    """
+
+    slates: np.ndarray
+    propensities: np.ndarray
+    explored: np.ndarray
+    predicted: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        b, k = self.slates.shape
+        if self.propensities.shape != (b, k) or self.explored.shape != (b,):
+            raise ValueError(
+                f"Decision shapes disagree: slates {self.slates.shape}, propensities "
+                f"{self.propensities.shape} (want {(b, k)}), explored {self.explored.shape} (want {(b,)})"
+            )
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What the users did with a decision.
+
+    Attributes:
+        clicks: (B,) int64 slate position clicked, -1 for no click.
+        rewards: (B,) float reward (minutes watched, or the click).
+    """
+
+    clicks: np.ndarray
+    rewards: np.ndarray
+
+
+class Agent(ABC):
+    """Base class: a batched policy over a world of shape ``spec``.
+
+    Subclasses set ``name`` (the registry key) and accept their hyper-parameters as
+    keyword arguments; :attr:`params` records them for every result row.
+    """
+
+    name: ClassVar[str] = ""
+    needs_ground_truth: ClassVar[bool] = False
+
+    def __init__(self, spec: WorldSpec, **params: Any) -> None:
+        self.spec = spec
+        self._params = dict(params)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Flat dict of the agent's name and hyper-parameters."""
+        return {"agent": self.name, **self._params}
+
+    @abstractmethod
+    def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
+        """Choose a slate for each of the B users in ``obs``."""
+
+    def update(self, obs: Observation, decision: Decision, feedback: Feedback) -> None:  # noqa: B027
+        """Learn from one batch of feedback (default: a non-learning policy)."""
+
+    def save(self, path: str | Path) -> None:
+        """Write the agent (parameters and learned state) to ``path``."""
+        with open(path, "wb") as f:
+            pickle.dump(self, f)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Agent:
+        """Read an agent written by :meth:`save`."""
+        with open(path, "rb") as f:
+            agent = pickle.load(f)
+        if not isinstance(agent, cls):
+            raise TypeError(f"{path} holds a {type(agent).__name__}, not a {cls.__name__}")
+        return agent

@@ -1,0 +1,80 @@
+"""Slate samplers: turn per-candidate scores into a Decision (scoring is separate).
+
+All functions are batched: scores (B, C), slates (B, k).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents.base import Decision
+
+
+def greedy_slates(scores: np.ndarray, k: int) -> np.ndarray:
+    """(B, k) top-k candidates by score, best first (ties: lowest index)."""
+    order = np.argsort(-scores, axis=1, kind="stable")
+    return order[:, :k]
+
+
+def epsilon_greedy_slates(
+    scores: np.ndarray, k: int, epsilon: float, rng: np.random.Generator
+) -> Decision:
+    """Per-slot epsilon-greedy: each slot, in order, takes the best remaining candidate
+    with probability 1 - epsilon, else a uniformly random remaining one.
+
+    The propensity of the item at slot j is ``(1 - eps) [it is the best remaining]
+    + eps / (C - j)``, exact for this sampling law.
+    """
+    b, c = scores.shape
+    rows = np.arange(b)
+    greedy = greedy_slates(scores, k)
+    remaining = np.ones((b, c), dtype=bool)
+    slates = np.empty((b, k), dtype=np.int64)
+    props = np.empty((b, k), dtype=np.float64)
+    masked = scores.astype(np.float64, copy=True)
+    for j in range(k):
+        best = np.argmax(masked, axis=1)
+        explore = rng.random(b) < epsilon
+        # uniform pick among remaining: rank of a uniform draw among the C - j left
+        pick_rank = rng.integers(0, c - j, b)
+        order = np.argsort(~remaining, axis=1, kind="stable")  # remaining first, by index
+        random_pick = order[rows, pick_rank]
+        chosen = np.where(explore, random_pick, best)
+        props[:, j] = (1.0 - epsilon) * (chosen == best) + epsilon / (c - j)
+        slates[:, j] = chosen
+        remaining[rows, chosen] = False
+        masked[rows, chosen] = -np.inf
+    explored = (slates != greedy).any(axis=1)
+    return Decision(slates=slates, propensities=props, explored=explored)
+
+
+def softmax_slates(scores: np.ndarray, k: int, temperature: float, rng: np.random.Generator) -> Decision:
+    """Sample k items without replacement from softmax(scores / temperature) (Plackett-Luce).
+
+    The propensity at slot j is the softmax probability renormalised over the items
+    still remaining.
+    """
+    b, c = scores.shape
+    rows = np.arange(b)
+    greedy = greedy_slates(scores, k)
+    logits = scores.astype(np.float64) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    weights = np.exp(logits)
+    slates = np.empty((b, k), dtype=np.int64)
+    props = np.empty((b, k), dtype=np.float64)
+    u = rng.random((b, k))
+    for j in range(k):
+        total = weights.sum(axis=1)
+        cdf = np.cumsum(weights, axis=1)
+        chosen = np.minimum((cdf <= (u[:, j] * total)[:, None]).sum(axis=1), c - 1)
+        # guard against picking a zero-weight (already used) item at the float edge
+        while True:
+            bad = weights[rows, chosen] == 0
+            if not bad.any():
+                break
+            chosen[bad] = np.argmax(weights[bad], axis=1)
+        props[:, j] = weights[rows, chosen] / total
+        slates[:, j] = chosen
+        weights[rows, chosen] = 0.0
+    explored = (slates != greedy).any(axis=1)
+    return Decision(slates=slates, propensities=props, explored=explored)

@@ -1,0 +1,1 @@
+"""Running, measuring, reporting and vetting BubbleGym experiments."""

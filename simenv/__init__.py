@@ -1,0 +1,63 @@
+"""BubbleGym's simulated world: users with evolving preferences meet a recommender.
+
+Environment ids (``gymnasium.make`` / ``gymnasium.make_vec``): ``simenv/Rec-v0`` on the
+default world and one id per preset (``simenv/RecFilterBubble-v0``, ...), see
+:data:`ENV_IDS`.
+"""
+
+from __future__ import annotations
+
+from gymnasium.envs.registration import register, registry
+
+from simenv.config import (
+    PRESETS,
+    CatalogConfig,
+    ChoiceConfig,
+    ConfigError,
+    DynamicsConfig,
+    ResponseConfig,
+    UserConfig,
+    WorldConfig,
+    WorldSpec,
+    get_preset,
+    with_overrides,
+)
+from simenv.envs import RecEnv, RecVectorEnv
+from simenv.simulator import Simulator, repair_slate, topic_interest
+
+__version__ = "0.1.0"
+
+ENV_IDS: dict[str, str] = {
+    preset: "simenv/Rec" + "".join(part.capitalize() for part in preset.split("_") if preset != "default") + "-v0"
+    for preset in PRESETS
+}
+"""Preset name -> registered environment id."""
+
+for _preset, _env_id in ENV_IDS.items():
+    if _env_id not in registry:
+        register(
+            id=_env_id,
+            entry_point="simenv.envs:RecEnv",
+            vector_entry_point="simenv.envs:RecVectorEnv",
+            kwargs={"preset": _preset},
+        )
+
+__all__ = [
+    "ENV_IDS",
+    "PRESETS",
+    "CatalogConfig",
+    "ChoiceConfig",
+    "ConfigError",
+    "DynamicsConfig",
+    "RecEnv",
+    "RecVectorEnv",
+    "ResponseConfig",
+    "Simulator",
+    "UserConfig",
+    "WorldConfig",
+    "WorldSpec",
+    "get_preset",
+    "repair_slate",
+    "topic_interest",
+    "with_overrides",
+]

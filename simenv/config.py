@@ -1,0 +1,392 @@
+"""Frozen, validated configuration of the simulated world, and its named presets.
+
+A :class:`WorldConfig` groups five small configs (catalog, users, choice, response,
+dynamics) plus the retrieval shape (``n_candidates`` C, ``slate_size`` k). Every field is
+checked at construction; a bad value raises :class:`ConfigError` naming the field, the
+allowed range and the value seen. Overrides are applied with :func:`with_overrides`
+from a nested mapping (what a scenario file holds), so nothing is ever half-configured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of its allowed range or of the wrong kind."""
+
+
+def _check_range(
+    owner: str,
+    name: str,
+    value: Any,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    integer: bool = False,
+) -> None:
+    """Raise :class:`ConfigError` unless ``lo <= value <= hi`` (bounds optionally open)."""
+    kind = "an integer" if integer else "a number"
+    left = "(" if lo_open else "["
+    right = ")" if hi_open else "]"
+    allowed = f"{kind} in {left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+    ok_type = (
+        isinstance(value, int | float) and not isinstance(value, bool)
+        if not integer
+        else isinstance(value, int) and not isinstance(value, bool)
+    )
+    if not ok_type or (not integer and not math.isfinite(value)):
+        raise ConfigError(f"{owner}.{name} must be {allowed}; got {value!r}")
+    too_low = lo is not None and (value <= lo if lo_open else value < lo)
+    too_high = hi is not None and (value >= hi if hi_open else value > hi)
+    if too_low or too_high:
+        raise ConfigError(f"{owner}.{name} must be {allowed}; got {value!r}")
+
+
+def _check_choice(owner: str, name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{owner}.{name} must be one of {list(allowed)}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    """The item catalog: M items in K topics with d-dimensional unit embeddings.
+
+    Attributes:
+        n_items: catalog size M (items alive at any time; arrivals replace the oldest).
+        n_topics: number of topics K; each has a unit-norm centroid in R^d.
+        dim: embedding dimension d shared by items and user interests.
+        topic_spread: std of the Gaussian noise added to a topic centroid before the
+            item embedding is normalised (0 = every item sits on its centroid).
+        quality_std: std of item quality q ~ N(0, quality_std^2) (dimensionless).
+        length_mean: mean item length l in minutes (log-normal, sigma 0.25).
+        arrival_rate: expected new items per step (Poisson); each replaces the oldest
+            item (item cold start). 0 = a static catalog.
+        fresh_share: share of the C candidates drawn from the ``fresh_pool`` newest items.
+        fresh_pool: how many of the newest items count as fresh for retrieval.
+    """
+
+    n_items: int = 2000
+    n_topics: int = 10
+    dim: int = 16
+    topic_spread: float = 0.6
+    quality_std: float = 0.5
+    length_mean: float = 4.0
+    arrival_rate: float = 0.0
+    fresh_share: float = 0.0
+    fresh_pool: int = 100
+
+    def __post_init__(self) -> None:
+        o = "catalog"
+        _check_range(o, "n_items", self.n_items, 1, integer=True)
+        _check_range(o, "n_topics", self.n_topics, 1, integer=True)
+        _check_range(o, "dim", self.dim, 2, integer=True)
+        _check_range(o, "topic_spread", self.topic_spread, 0)
+        _check_range(o, "quality_std", self.quality_std, 0)
+        _check_range(o, "length_mean", self.length_mean, 0, lo_open=True)
+        _check_range(o, "arrival_rate", self.arrival_rate, 0)
+        _check_range(o, "fresh_share", self.fresh_share, 0, 1)
+        _check_range(o, "fresh_pool", self.fresh_pool, 1, self.n_items, integer=True)
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    """The user population.
+
+    Attributes:
+        population_size: users on the platform; ``None`` = one per concurrent session.
+            Sessions draw returning users from this population, so tastes persist.
+        interest_spread: std of the noise around a user's favourite topic centroid
+            before normalising theta (large = diffuse interests).
+        observed_dims: how many of theta's d coordinates the observable user features
+            reveal (a partial view), at most ``catalog.dim``.
+        observation_noise: std of the Gaussian noise on those revealed coordinates.
+        budget_mean: mean session budget tau in step units (a session ends at <= 0).
+        budget_std: std of the session budget across sessions.
+        max_steps: a session is truncated after this many steps.
+        initial_satisfaction: the satisfaction EMA a new user starts with, in [0, 1].
+    """
+
+    population_size: int | None = None
+    interest_spread: float = 0.8
+    observed_dims: int = 8
+    observation_noise: float = 0.3
+    budget_mean: float = 20.0
+    budget_std: float = 5.0
+    max_steps: int = 100
+    initial_satisfaction: float = 0.5
+
+    def __post_init__(self) -> None:
+        o = "users"
+        if self.population_size is not None:
+            _check_range(o, "population_size", self.population_size, 1, integer=True)
+        _check_range(o, "interest_spread", self.interest_spread, 0)
+        _check_range(o, "observed_dims", self.observed_dims, 0, integer=True)
+        _check_range(o, "observation_noise", self.observation_noise, 0)
+        _check_range(o, "budget_mean", self.budget_mean, 0, lo_open=True)
+        _check_range(o, "budget_std", self.budget_std, 0)
+        _check_range(o, "max_steps", self.max_steps, 1, integer=True)
+        _check_range(o, "initial_satisfaction", self.initial_satisfaction, 0, 1)
+
+
+@dataclass(frozen=True)
+class ChoiceConfig:
+    """How a user picks from a slate.
+
+    Utility of item j for user b at slate position p (0-based):
+    ``u = theta_b . e_j + quality_weight * q_j - satiation * s_b[c_j]
+    - position_bias * log2(1 + p)``.
+
+    Attributes:
+        model: ``"mnl"`` (multinomial logit with a no-click option) or ``"cascade"``
+            (Craswell et al. 2008: scan top-down, click with sigmoid(beta (u - u0)),
+            stop at the first click).
+        beta: choice sensitivity (inverse temperature), > 0.
+        no_click_utility: u0, the utility of not clicking.
+        quality_weight: alpha, weight of item quality in utility.
+        position_bias: utility lost per log2(1 + position); 0 = no position effect.
+    """
+
+    model: Literal["mnl", "cascade"] = "mnl"
+    beta: float = 4.0
+    no_click_utility: float = 0.5
+    quality_weight: float = 0.2
+    position_bias: float = 0.0
+
+    def __post_init__(self) -> None:
+        o = "choice"
+        _check_choice(o, "model", self.model, ("mnl", "cascade"))
+        _check_range(o, "beta", self.beta, 0, lo_open=True)
+        _check_range(o, "no_click_utility", self.no_click_utility)
+        _check_range(o, "quality_weight", self.quality_weight, 0)
+        _check_range(o, "position_bias", self.position_bias, 0)
+
+
+@dataclass(frozen=True)
+class ResponseConfig:
+    """Engagement after a click: watch time y in minutes, clipped to [0, l_j].
+
+    ``y = clip(l_j * (f + noise * z), 0, l_j)`` with
+    ``f = sigmoid(affinity_weight * theta.e_j + quality_weight * q_j + bias)``, z ~ N(0, 1).
+
+    Attributes:
+        affinity_weight: how strongly engagement grows with affinity theta.e_j.
+        quality_weight: how strongly engagement grows with quality q_j.
+        bias: offset of the logit f.
+        noise: std of the engagement noise as a share of the item length.
+        reward: what the environment returns as reward: ``"engagement"`` (minutes) or
+            ``"click"`` (1 for a click, else 0).
+    """
+
+    affinity_weight: float = 3.0
+    quality_weight: float = 0.5
+    bias: float = 0.0
+    noise: float = 0.1
+    reward: Literal["engagement", "click"] = "engagement"
+
+    def __post_init__(self) -> None:
+        o = "response"
+        _check_range(o, "affinity_weight", self.affinity_weight, 0)
+        _check_range(o, "quality_weight", self.quality_weight, 0)
+        _check_range(o, "bias", self.bias)
+        _check_range(o, "noise", self.noise, 0)
+        _check_choice(o, "reward", self.reward, ("engagement", "click"))
+
+
+@dataclass(frozen=True)
+class DynamicsConfig:
+    """How users change. Every strength at 0 turns its mechanism off.
+
+    Attributes:
+        amplification: eta, pull of theta toward a consumed item's embedding per click
+            (Jiang et al. 2019, degenerate feedback loops), in [0, 1].
+        exposure: pull toward the mean embedding of shown-but-not-clicked items, in [0, 1].
+        satiation: gamma, utility lost per unit of topic satiation (boredom), >= 0.
+        satiation_decay: rho, satiation memory per step; s <- rho s + (1 - rho) onehot.
+        drift: sigma, std of the Gaussian random walk on theta per step (exogenous).
+        budget_cost: session budget spent per step.
+        budget_restore: budget restored per unit of engagement fraction y / l_j.
+        satisfaction_rate: lambda of the satisfaction EMA over engagement fractions.
+        churn_threshold: a user whose satisfaction EMA falls below this leaves for good
+            and is replaced by a new user; 0 = no churn.
+    """
+
+    amplification: float = 0.02
+    exposure: float = 0.002
+    satiation: float = 0.5
+    satiation_decay: float = 0.8
+    drift: float = 0.005
+    budget_cost: float = 1.0
+    budget_restore: float = 0.5
+    satisfaction_rate: float = 0.1
+    churn_threshold: float = 0.0
+
+    def __post_init__(self) -> None:
+        o = "dynamics"
+        _check_range(o, "amplification", self.amplification, 0, 1)
+        _check_range(o, "exposure", self.exposure, 0, 1)
+        _check_range(o, "satiation", self.satiation, 0)
+        _check_range(o, "satiation_decay", self.satiation_decay, 0, 1, hi_open=True)
+        _check_range(o, "drift", self.drift, 0)
+        _check_range(o, "budget_cost", self.budget_cost, 0)
+        _check_range(o, "budget_restore", self.budget_restore, 0)
+        _check_range(o, "satisfaction_rate", self.satisfaction_rate, 0, 1, lo_open=True)
+        _check_range(o, "churn_threshold", self.churn_threshold, 0, 1)
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """The whole world: catalog, users, choice, response, dynamics and retrieval shape.
+
+    Attributes:
+        n_candidates: C, candidates retrieved per user-step (C <= n_items).
+        slate_size: k, distinct candidates the policy shows (k <= C).
+    """
+
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    users: UserConfig = field(default_factory=UserConfig)
+    choice: ChoiceConfig = field(default_factory=ChoiceConfig)
+    response: ResponseConfig = field(default_factory=ResponseConfig)
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+    n_candidates: int = 20
+    slate_size: int = 5
+
+    def __post_init__(self) -> None:
+        for name, cls in _SECTIONS.items():
+            if not isinstance(getattr(self, name), cls):
+                raise ConfigError(f"world.{name} must be a {cls.__name__}; got {getattr(self, name)!r}")
+        _check_range("world", "n_candidates", self.n_candidates, 1, self.catalog.n_items, integer=True)
+        _check_range("world", "slate_size", self.slate_size, 1, self.n_candidates, integer=True)
+        _check_range("users", "observed_dims", self.users.observed_dims, 0, self.catalog.dim, integer=True)
+        n_fresh = self.n_fresh_candidates
+        if n_fresh > self.catalog.fresh_pool:
+            raise ConfigError(
+                f"catalog.fresh_pool must be >= the fresh candidates per step "
+                f"(fresh_share * n_candidates = {n_fresh}); got {self.catalog.fresh_pool}"
+            )
+        if n_fresh and self.n_candidates - n_fresh > self.catalog.n_items - self.catalog.fresh_pool:
+            raise ConfigError(
+                "catalog.fresh_pool leaves too few older items for the non-fresh candidates: "
+                f"need n_items - fresh_pool >= {self.n_candidates - n_fresh}; "
+                f"got {self.catalog.n_items - self.catalog.fresh_pool}"
+            )
+
+    @property
+    def n_fresh_candidates(self) -> int:
+        """Candidates per step drawn from the newest items."""
+        return round(self.catalog.fresh_share * self.n_candidates)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain nested dict (for manifests and result rows)."""
+        return dataclasses.asdict(self)
+
+
+_SECTIONS: dict[str, type] = {
+    "catalog": CatalogConfig,
+    "users": UserConfig,
+    "choice": ChoiceConfig,
+    "response": ResponseConfig,
+    "dynamics": DynamicsConfig,
+}
+
+
+def with_overrides(base: WorldConfig, overrides: Mapping[str, Any] | None) -> WorldConfig:
+    """Return ``base`` with a nested mapping of overrides applied and validated.
+
+    ``overrides`` looks like ``{"dynamics": {"amplification": 0.1}, "slate_size": 3}``.
+    Unknown keys raise :class:`ConfigError` listing the allowed keys.
+    """
+    if not overrides:
+        return base
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"world overrides must be a mapping; got {overrides!r}")
+    top: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key in _SECTIONS:
+            section = getattr(base, key)
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"world.{key} must be a mapping of fields; got {value!r}")
+            allowed = [f.name for f in dataclasses.fields(section)]
+            unknown = sorted(set(value) - set(allowed))
+            if unknown:
+                raise ConfigError(f"world.{key} has unknown field(s) {unknown}; allowed: {allowed}")
+            top[key] = dataclasses.replace(section, **value)
+        elif key in ("n_candidates", "slate_size"):
+            top[key] = value
+        else:
+            allowed = [*_SECTIONS, "n_candidates", "slate_size"]
+            raise ConfigError(f"world has unknown key {key!r}; allowed: {allowed}")
+    return dataclasses.replace(base, **top)
+
+
+def _preset(**overrides: Any) -> WorldConfig:
+    return with_overrides(WorldConfig(), overrides)
+
+
+PRESETS: dict[str, WorldConfig] = {
+    # Moderate amplification, satiation and drift; no churn, static catalog.
+    "default": WorldConfig(),
+    # Strong preference amplification and no boredom: consumption narrows tastes.
+    "filter_bubble": _preset(dynamics={"amplification": 0.1, "exposure": 0.01, "satiation": 0.0, "drift": 0.0}),
+    # Strong satiation: repeating a topic quickly bores users.
+    "boredom": _preset(dynamics={"satiation": 2.0, "satiation_decay": 0.7, "amplification": 0.0}),
+    # Tastes wander on their own; a frozen policy goes stale.
+    "drifting_tastes": _preset(dynamics={"drift": 0.05, "amplification": 0.0}),
+    # Many new items and users: fresh items in every slate, noisy partial user views.
+    "cold_start": _preset(
+        catalog={"arrival_rate": 5.0, "fresh_share": 0.3, "fresh_pool": 100},
+        users={"observed_dims": 4, "observation_noise": 0.5},
+        dynamics={"churn_threshold": 0.15},
+    ),
+    # Demanding users who leave when engagement is poor.
+    "churn_prone": _preset(
+        dynamics={"churn_threshold": 0.25, "satisfaction_rate": 0.2},
+        users={"initial_satisfaction": 0.4},
+    ),
+}
+
+
+def get_preset(name: str) -> WorldConfig:
+    """The named preset; an unknown name raises :class:`ConfigError` listing the presets."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; allowed: {sorted(PRESETS)}") from None
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """What a policy may know about a world's shape (no ground truth).
+
+    Attributes:
+        n_candidates: C. slate_size: k. user_dim: F_u. item_dim: F_i.
+        embedding_dim: d, the first d item-feature columns are the item embedding.
+        n_topics: K.
+    """
+
+    n_candidates: int
+    slate_size: int
+    user_dim: int
+    item_dim: int
+    embedding_dim: int
+    n_topics: int
+
+    @classmethod
+    def from_config(cls, config: WorldConfig) -> WorldSpec:
+        from simenv.catalog import ITEM_EXTRA_FEATURES
+        from simenv.population import user_feature_dim
+
+        return cls(
+            n_candidates=config.n_candidates,
+            slate_size=config.slate_size,
+            user_dim=user_feature_dim(config.users, config.catalog.n_topics),
+            item_dim=config.catalog.dim + len(ITEM_EXTRA_FEATURES),
+            embedding_dim=config.catalog.dim,
+            n_topics=config.catalog.n_topics,
+        )

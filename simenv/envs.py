@@ -1,0 +1,170 @@
+"""Gymnasium faces over the batched :class:`~simenv.simulator.Simulator`.
+
+* :class:`RecEnv` — a ``gymnasium.Env``: one user's session per episode. The population
+  persists across ``reset()`` calls (a returning user keeps the tastes it was left with);
+  ``reset(seed=...)`` rebuilds the world from that seed.
+* :class:`RecVectorEnv` — a native ``gymnasium.vector.VectorEnv`` stepping N sessions at
+  once in numpy (not N env copies), with same-step autoreset.
+
+Observation (one session): a flat ``Dict`` of
+``user`` (F_u,) float32, ``candidates`` (C, F_i) float32, ``item_ids`` (C,) int64 and
+``user_id`` () int64. Action: ``MultiDiscrete([C] * k)``, the candidate shown at each
+slate position; a repeated candidate is replaced by a fixed rule and flagged in
+``info["slate_repaired"]`` (see :func:`simenv.simulator.repair_slate`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+from simenv.catalog import item_feature_bounds
+from simenv.config import ConfigError, WorldConfig, get_preset, with_overrides
+from simenv.population import user_feature_bounds
+from simenv.simulator import Observation, Simulator
+
+ID_BOUND = 2**62
+"""Upper bound of the id boxes (ids are never reused, so they only grow)."""
+
+
+def resolve_config(
+    preset: str = "default", config: WorldConfig | None = None, overrides: dict[str, Any] | None = None
+) -> WorldConfig:
+    """A world from a preset name or an explicit config, plus nested overrides."""
+    base = config if config is not None else get_preset(preset)
+    return with_overrides(base, overrides)
+
+
+def observation_space(config: WorldConfig) -> spaces.Dict:
+    """The fixed observation space of one session."""
+    c = config.n_candidates
+    user_low, user_high = user_feature_bounds(config.users, config.catalog.n_topics)
+    item_low, item_high = item_feature_bounds(config.catalog)
+    return spaces.Dict(
+        {
+            "user": spaces.Box(user_low, user_high, dtype=np.float32),
+            "candidates": spaces.Box(np.tile(item_low, (c, 1)), np.tile(item_high, (c, 1)), dtype=np.float32),
+            "item_ids": spaces.Box(0, ID_BOUND, (c,), np.int64),
+            "user_id": spaces.Box(0, ID_BOUND, (), np.int64),
+        }
+    )
+
+
+def action_space(config: WorldConfig) -> spaces.MultiDiscrete:
+    """The fixed slate action space: k positions, each a candidate index in [0, C)."""
+    return spaces.MultiDiscrete(np.full(config.slate_size, config.n_candidates, dtype=np.int64))
+
+
+class RecEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
+    """One user's session per episode, over a persistent population.
+
+    Args:
+        preset: name of a world preset (see :data:`simenv.config.PRESETS`).
+        config: an explicit :class:`WorldConfig` (overrides ``preset``).
+        overrides: nested field overrides, e.g. ``{"dynamics": {"drift": 0.1}}``.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(
+        self,
+        preset: str = "default",
+        config: WorldConfig | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = resolve_config(preset, config, overrides)
+        self.sim: Simulator | None = None
+        self._ended = False
+        self.observation_space = observation_space(self.config)
+        self.action_space = action_space(self.config)
+
+    @staticmethod
+    def _row(obs: Observation) -> dict[str, np.ndarray]:
+        return {key: np.array(value[0]) for key, value in obs.items()}
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        if seed is not None or self.sim is None:
+            if seed is None:
+                seed = int(self.np_random.integers(2**63))
+            self.sim = Simulator(self.config, 1, seed)
+            obs, info = self.sim.obs, self.sim.decision_info()
+        else:
+            obs = self.sim.obs if self._ended else self.sim.restart(np.zeros(1, dtype=np.int64))
+            info = self.sim.decision_info()
+        self._ended = False
+        return self._row(obs), {key: value[0] for key, value in info.items()}
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if self.sim is None:
+            raise RuntimeError("call reset() before step()")
+        obs, reward, terminated, truncated, info = self.sim.step(np.asarray(action).reshape(1, -1))
+        final = info.pop("final_obs", None)
+        info.pop("_final_obs", None)
+        self._ended = bool(terminated[0] or truncated[0])
+        out = self._row(final if final is not None else obs)
+        return out, float(reward[0]), bool(terminated[0]), bool(truncated[0]), {k: v[0] for k, v in info.items()}
+
+
+class RecVectorEnv(gym.vector.VectorEnv):
+    """N sessions stepped at once by one batched simulator (same-step autoreset).
+
+    When a session ends, the same ``step`` starts the next one (a returning user from the
+    population, or a new user replacing a churned one) and returns its first
+    observation; the ended sessions' last observations are in ``info["final_obs"]``, a
+    dict of arrays over the ended rows only, with the mask ``info["_final_obs"]`` (N,).
+
+    Observation arrays are reused buffers, alternating between two: an observation stays
+    valid until the step after the next one; copy it to keep it longer.
+
+    Args:
+        num_envs: N, sessions stepped together.
+        preset, config, overrides: the world, as for :class:`RecEnv`.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        preset: str = "default",
+        config: WorldConfig | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = resolve_config(preset, config, overrides)
+        self.num_envs = num_envs
+        self.sim = Simulator(self.config, num_envs, seed=0)
+        self._seeded = False
+        self.single_observation_space = observation_space(self.config)
+        self.single_action_space = action_space(self.config)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Observation, dict[str, Any]]:
+        """``seed`` (an int) rebuilds the world; without one, every session restarts
+        (or those in ``options["reset_mask"]``) over the persistent population."""
+        if seed is not None and not isinstance(seed, int | np.integer):
+            raise ConfigError(f"RecVectorEnv.reset seed must be one int for the whole world; got {seed!r}")
+        super().reset(seed=seed)
+        if seed is not None or not self._seeded:
+            if seed is None:
+                seed = int(self.np_random.integers(2**63))
+            self._seeded = True
+            return self.sim.reset(int(seed))
+        mask = np.ones(self.num_envs, dtype=bool) if options is None else options.get("reset_mask")
+        obs = self.sim.restart(np.flatnonzero(mask))
+        return obs, self.sim.decision_info()
+
+    def step(self, actions: np.ndarray) -> tuple[Observation, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if not self._seeded:
+            raise RuntimeError("call reset() before step()")
+        return self.sim.step(actions)

@@ -1,0 +1,137 @@
+"""The user population: latent interests, satiation, satisfaction and history, batched.
+
+All arrays have a leading user axis of length P (the population size). A user keeps its
+row across sessions, so a returning user meets the platform with the tastes the last
+sessions left; a churned user's row is refilled with a brand-new user (new id, no
+history: user cold start).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simenv.config import UserConfig
+from simenv.dynamics import normalize_rows
+
+
+@dataclass
+class Population:
+    """Per-user state.
+
+    Attributes:
+        interest: (P, d) float32 unit latent interests theta.
+        initial_interest: (P, d) float32 theta at arrival (for preference shift).
+        satiation: (P, K) float32 topic satiation s in [0, 1].
+        satisfaction: (P,) float32 long-run satisfaction EMA in [0, 1].
+        observed: (P, observed_dims) float32 noisy view of theta taken at arrival.
+        history: (P, K) float32 count of consumed items per topic.
+        user_id: (P,) int64 unique user id (never reused).
+        next_id: id the next new user gets.
+    """
+
+    config: UserConfig
+    interest: np.ndarray
+    initial_interest: np.ndarray
+    satiation: np.ndarray
+    satisfaction: np.ndarray
+    observed: np.ndarray
+    history: np.ndarray
+    user_id: np.ndarray
+    next_id: int
+
+    @classmethod
+    def generate(cls, config: UserConfig, size: int, centroids: np.ndarray, rng: np.random.Generator) -> Population:
+        """``size`` new users whose interests lie around the topic ``centroids`` (K, d)."""
+        k, d = centroids.shape
+        pop = cls(
+            config=config,
+            interest=np.zeros((size, d), dtype=np.float32),
+            initial_interest=np.zeros((size, d), dtype=np.float32),
+            satiation=np.zeros((size, k), dtype=np.float32),
+            satisfaction=np.zeros(size, dtype=np.float32),
+            observed=np.zeros((size, config.observed_dims), dtype=np.float32),
+            history=np.zeros((size, k), dtype=np.float32),
+            user_id=np.zeros(size, dtype=np.int64),
+            next_id=0,
+        )
+        pop.replace(np.arange(size), centroids, rng)
+        return pop
+
+    @property
+    def size(self) -> int:
+        return len(self.user_id)
+
+    def replace(self, rows: np.ndarray, centroids: np.ndarray, rng: np.random.Generator) -> None:
+        """Fill ``rows`` with brand-new users (drawn in chunks to bound memory)."""
+        cfg = self.config
+        k, d = centroids.shape
+        for lo in range(0, len(rows), 65536):
+            part = rows[lo : lo + 65536]
+            n = len(part)
+            favourite = rng.integers(0, k, n)
+            theta = normalize_rows(centroids[favourite] + cfg.interest_spread * rng.standard_normal((n, d)))
+            self.interest[part] = theta
+            self.initial_interest[part] = theta
+            noise = cfg.observation_noise * np.clip(rng.standard_normal((n, cfg.observed_dims)), -4.0, 4.0)
+            self.observed[part] = theta[:, : cfg.observed_dims] + noise
+        self.satiation[rows] = 0.0
+        self.satisfaction[rows] = cfg.initial_satisfaction
+        self.history[rows] = 0.0
+        self.user_id[rows] = np.arange(self.next_id, self.next_id + len(rows))
+        self.next_id += len(rows)
+
+    def features(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Observable user features of ``rows`` written into ``out`` (B, F_u).
+
+        Layout: [noisy partial interests (observed_dims), share of consumption per topic
+        (K; zeros for a new user), log1p(items consumed)].
+        """
+        o = self.config.observed_dims
+        k = self.history.shape[1]
+        out[:, :o] = self.observed[rows]
+        history = self.history[rows]
+        total = history.sum(axis=1)
+        np.divide(history, np.maximum(total, 1.0)[:, None], out=out[:, o : o + k])
+        np.log1p(total, out=out[:, o + k])
+        return out
+
+
+def user_feature_dim(config: UserConfig, n_topics: int) -> int:
+    """F_u, the length of a user's observable feature vector."""
+    return config.observed_dims + n_topics + 1
+
+
+MAX_LOG_CONSUMED = 64.0
+"""Upper bound of the log1p(items consumed) feature."""
+
+
+def user_feature_bounds(config: UserConfig, n_topics: int) -> tuple[np.ndarray, np.ndarray]:
+    """(F_u,) lower and upper bounds of the user features (noise is clipped at 4 sigma)."""
+    o, bound = config.observed_dims, 1.0 + 4.0 * config.observation_noise
+    low = np.concatenate([np.full(o, -bound), np.zeros(n_topics + 1)])
+    high = np.concatenate([np.full(o, bound), np.ones(n_topics), [MAX_LOG_CONSUMED]])
+    return low.astype(np.float32), high.astype(np.float32)
+
+
+class ReturnQueue:
+    """FIFO of users not in a session: users whose session ends go to the back, new
+    sessions take users from the front. With as many users as sessions, every slot
+    gets its own user back, in order."""
+
+    def __init__(self, size: int, waiting: np.ndarray) -> None:
+        self._buf = np.empty(size, dtype=np.int64)
+        self._head = 0
+        self._count = len(waiting)
+        self._buf[: self._count] = waiting
+
+    def push_pop(self, users: np.ndarray) -> np.ndarray:
+        """Return ``users`` to the queue, then take as many from the front."""
+        n, size = len(users), len(self._buf)
+        tail = (self._head + self._count + np.arange(n)) % size
+        self._buf[tail] = users
+        front = (self._head + np.arange(n)) % size
+        taken = self._buf[front]
+        self._head = (self._head + n) % size
+        return taken

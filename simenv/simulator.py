@@ -1,0 +1,384 @@
+"""The batched world: one :class:`Simulator` steps N concurrent user sessions in numpy.
+
+Every Gymnasium face (:mod:`simenv.envs`) is a thin layer over this class. A step takes
+one slate per session, draws the users' choices and engagement, applies the dynamics,
+ends sessions whose budget is spent (or whose user churned), starts the next sessions
+with returning users, and writes the next observation into preallocated float32
+buffers. Ground truth goes into ``info``, never into the observation.
+
+Randomness: one seed is split with :class:`numpy.random.SeedSequence` into independent
+streams (catalog, users, retrieval, choice, response, dynamics). None of them is drawn
+from by a policy, so under one seed every policy meets the same users, candidates and
+choice noise (common random numbers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simenv import choice as choice_model
+from simenv import dynamics
+from simenv.catalog import ITEM_EXTRA_FEATURES, Catalog, retrieve_candidates
+from simenv.config import ConfigError, WorldConfig
+from simenv.population import Population, ReturnQueue, user_feature_dim
+
+Observation = dict[str, np.ndarray]
+"""Keys: ``user`` (N, F_u) float32, ``candidates`` (N, C, F_i) float32,
+``item_ids`` (N, C) int64, ``user_id`` (N,) int64."""
+
+_OBS_CHUNK = 128
+"""Users per chunk when gathering candidate features: the chunk stays in cache while the
+affinities are computed from it, so the (N, C, d) data is streamed from memory once."""
+
+STREAMS = ("catalog", "users", "retrieval", "choice", "response", "dynamics")
+
+
+@dataclass(frozen=True)
+class Streams:
+    """Independent random generators, one per source of randomness in the world."""
+
+    catalog: np.random.Generator
+    users: np.random.Generator
+    retrieval: np.random.Generator
+    choice: np.random.Generator
+    response: np.random.Generator
+    dynamics: np.random.Generator
+
+    @classmethod
+    def from_seed(cls, seed: int | np.random.SeedSequence | None) -> Streams:
+        seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        return cls(*(np.random.default_rng(s) for s in seq.spawn(len(STREAMS))))
+
+
+def repair_slate(action: np.ndarray, n_candidates: int) -> tuple[np.ndarray, np.ndarray]:
+    """Make every slate distinct with a fixed rule, so every action in the space is legal.
+
+    Rule: positions are read left to right; a candidate already shown at an earlier
+    position is replaced by the lowest-index candidate not yet in the slate.
+
+    Args:
+        action: (B, k) candidate indices in [0, C).
+        n_candidates: C.
+
+    Returns:
+        ``(slate, repaired)``: (B, k) int64 distinct indices and (B,) bool flags of the
+        rows that were changed.
+
+    Raises:
+        ValueError: wrong shape or an index outside [0, C).
+    """
+    slate = np.array(action, dtype=np.int64, copy=True)
+    if slate.ndim != 2:
+        raise ValueError(f"a slate action must have shape (n_sessions, slate_size); got shape {slate.shape}")
+    if slate.size and (slate.min() < 0 or slate.max() >= n_candidates):
+        raise ValueError(
+            f"slate entries must be candidate indices in [0, {n_candidates - 1}]; "
+            f"got values from {slate.min()} to {slate.max()}"
+        )
+    ordered = np.sort(slate, axis=1)
+    repaired = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
+    rows = np.flatnonzero(repaired)
+    if rows.size:
+        sub = slate[rows]
+        used = np.zeros((rows.size, n_candidates), dtype=bool)
+        index = np.arange(rows.size)
+        for j in range(sub.shape[1]):
+            dup = used[index, sub[:, j]]
+            if dup.any():
+                sub[dup, j] = np.argmin(used[dup], axis=1)
+            used[index, sub[:, j]] = True
+        slate[rows] = sub
+    return slate, repaired
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """(B, k) indices of the k largest scores per row, in descending score order."""
+    if k < scores.shape[1]:
+        part = np.argpartition(scores, scores.shape[1] - k, axis=1)[:, -k:]
+    else:
+        part = np.broadcast_to(np.arange(k), scores.shape).copy()
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def topic_interest(interest: np.ndarray, centroids: np.ndarray, beta: float) -> np.ndarray:
+    """A user's interest distribution over topics: ``softmax(beta theta . mu_k)``.
+
+    Args:
+        interest: (B, d) unit interests. centroids: (K, d) topic centroids.
+
+    Returns:
+        (B, K) rows summing to 1.
+    """
+    logits = beta * (interest.astype(np.float64) @ centroids.T.astype(np.float64))
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+class Simulator:
+    """N concurrent sessions over a persistent population in one batched world.
+
+    Args:
+        config: the world.
+        n_sessions: N, sessions stepped together (the vector env's ``num_envs``).
+        seed: the one seed everything is drawn from.
+
+    The population holds ``config.users.population_size`` users (default: N); a session
+    that ends hands its user back to a FIFO of waiting users and takes the next one.
+    """
+
+    def __init__(self, config: WorldConfig, n_sessions: int, seed: int | None = None) -> None:
+        if not isinstance(config, WorldConfig):
+            raise ConfigError(f"config must be a WorldConfig; got {type(config).__name__}")
+        if isinstance(n_sessions, bool) or not isinstance(n_sessions, int | np.integer) or n_sessions < 1:
+            raise ConfigError(f"n_sessions (users stepped at once) must be an integer >= 1; got {n_sessions!r}")
+        size = config.users.population_size or int(n_sessions)
+        if size < n_sessions:
+            raise ConfigError(
+                f"users.population_size must be >= n_sessions ({n_sessions}) or null; got {size}"
+            )
+        self.config = config
+        self.n_sessions = int(n_sessions)
+        self.population_size = size
+        c, k = config.n_candidates, config.slate_size
+        self.user_dim = user_feature_dim(config.users, config.catalog.n_topics)
+        self.item_dim = config.catalog.dim + len(ITEM_EXTRA_FEATURES)
+        self._position_penalty = choice_model.position_penalty(k, config.choice.position_bias)
+        n = self.n_sessions
+        # Two observation buffers, written alternately: the observation a step returns
+        # stays valid until the step after next, so (s, a, r, s') can be kept without copies.
+        self._buffers = [
+            {
+                "user": np.zeros((n, self.user_dim), dtype=np.float32),
+                "candidates": np.zeros((n, c, self.item_dim), dtype=np.float32),
+                "item_ids": np.zeros((n, c), dtype=np.int64),
+                "user_id": np.zeros(n, dtype=np.int64),
+            }
+            for _ in range(2)
+        ]
+        self.reset(seed)
+
+    # ------------------------------------------------------------------ lifecycle
+    def reset(self, seed: int | None = None) -> tuple[Observation, dict[str, Any]]:
+        """Rebuild the whole world (catalog, population, sessions) from ``seed``."""
+        cfg = self.config
+        self.streams = Streams.from_seed(seed)
+        self.catalog = Catalog.generate(cfg.catalog, self.streams.catalog)
+        self.population = Population.generate(
+            cfg.users, self.population_size, self.catalog.centroids, self.streams.users
+        )
+        n = self.n_sessions
+        self.session_user = np.arange(n, dtype=np.int64)
+        self._queue = ReturnQueue(self.population_size, np.arange(n, self.population_size))
+        self.budget = self._draw_budget(n)
+        self.session_steps = np.zeros(n, dtype=np.int64)
+        self.t = 0
+        self._current = 0
+        self._observe()
+        return self.obs, self.decision_info()
+
+    def restart(self, rows: np.ndarray) -> Observation:
+        """End the sessions in ``rows`` now (the users return later) and start new ones."""
+        rows = np.asarray(rows, dtype=np.int64)
+        self._start_sessions(rows, np.zeros(len(rows), dtype=bool))
+        self._observe(rows)
+        return self.obs
+
+    @property
+    def obs(self) -> Observation:
+        """The current observation (buffers reused: valid until the step after next)."""
+        return self._buffers[self._current]
+
+    def _draw_budget(self, n: int) -> np.ndarray:
+        u = self.config.users
+        budget = u.budget_mean + u.budget_std * self.streams.users.standard_normal(n)
+        return np.maximum(budget, self.config.dynamics.budget_cost).astype(np.float32)
+
+    def _start_sessions(self, rows: np.ndarray, churned: np.ndarray) -> None:
+        leaving = self.session_user[rows]
+        if churned.any():
+            self.population.replace(leaving[churned], self.catalog.centroids, self.streams.users)
+        self.session_user[rows] = self._queue.push_pop(leaving)
+        self.budget[rows] = self._draw_budget(len(rows))
+        self.session_steps[rows] = 0
+
+    # ------------------------------------------------------------------ observation
+    def _observe(self, rows: np.ndarray | None = None) -> None:
+        """Retrieve candidates for ``rows`` (all if None) and write their observation."""
+        cfg, cat, pop = self.config, self.catalog, self.population
+        d = cfg.catalog.dim
+        obs = self.obs
+        n = self.n_sessions if rows is None else len(rows)
+        slots = retrieve_candidates(cat, n, cfg.n_candidates, cfg.n_fresh_candidates, self.streams.retrieval)
+        users = self.session_user if rows is None else self.session_user[rows]
+        theta = pop.interest[users]
+        if rows is None:
+            affinity = np.empty(slots.shape, dtype=np.float32)
+            cand = obs["candidates"]
+            for lo in range(0, n, _OBS_CHUNK):
+                hi = lo + _OBS_CHUNK
+                np.take(cat.features, slots[lo:hi], axis=0, out=cand[lo:hi])
+                np.matvec(cand[lo:hi, :, :d], theta[lo:hi], out=affinity[lo:hi])
+            np.take(cat.item_id, slots, out=obs["item_ids"])
+            np.take(pop.user_id, users, out=obs["user_id"])
+            pop.features(users, out=obs["user"])
+            self._slots = slots
+            self._affinity = affinity
+            self._utility = self._utility_of(affinity, slots, users)
+            self._best_slate = top_k(self._utility, cfg.slate_size)
+        else:
+            features = cat.features[slots]
+            affinity = np.matvec(features[:, :, :d], theta)
+            obs["candidates"][rows] = features
+            obs["item_ids"][rows] = cat.item_id[slots]
+            obs["user_id"][rows] = pop.user_id[users]
+            obs["user"][rows] = pop.features(users, out=np.empty((n, self.user_dim), dtype=np.float32))
+            self._slots[rows] = slots
+            self._affinity[rows] = affinity
+            utility = self._utility_of(affinity, slots, users)
+            self._utility[rows] = utility
+            self._best_slate[rows] = top_k(utility, cfg.slate_size)
+
+    def _utility_of(self, affinity: np.ndarray, slots: np.ndarray, users: np.ndarray) -> np.ndarray:
+        """``u = theta.e + alpha q - gamma s[c]`` for candidates (B, C), position-free."""
+        cfg, cat = self.config, self.catalog
+        utility = affinity + cfg.choice.quality_weight * cat.quality[slots]
+        if cfg.dynamics.satiation:
+            sat = np.take_along_axis(self.population.satiation[users], cat.topic[slots], axis=1)
+            utility -= cfg.dynamics.satiation * sat
+        return utility
+
+    def decision_info(self, info: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Ground truth for the current candidates: ``candidate_utility`` (N, C) true
+        position-free utilities and ``best_slate`` (N, k), the myopic best slate (top-k
+        by utility, best first: it maximises the click probability under MNL and the
+        cascade)."""
+        info = {} if info is None else info
+        info["candidate_utility"] = self._utility
+        info["best_slate"] = self._best_slate
+        return info
+
+    # ------------------------------------------------------------------ step
+    def _choice_probs(self, utility: np.ndarray) -> np.ndarray:
+        c = self.config.choice
+        fn = choice_model.mnl_probs if c.model == "mnl" else choice_model.cascade_probs
+        return fn(utility - self._position_penalty, c.beta, c.no_click_utility)
+
+    def _expected(self, slate: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """For candidate-index slates (B, k): choice probabilities (B, k+1), the share
+        of each item watched before noise (B, k), each item's expected reward given a
+        click (B, k), and the slate's expected reward (B,)."""
+        cat, r = self.catalog, self.config.response
+        slots = np.take_along_axis(self._slots, slate, axis=1)
+        probs = self._choice_probs(np.take_along_axis(self._utility, slate, axis=1))
+        share = choice_model.engagement_share(
+            np.take_along_axis(self._affinity, slate, axis=1),
+            cat.quality[slots],
+            r.affinity_weight,
+            r.quality_weight,
+            r.bias,
+        )
+        k = slate.shape[1]
+        if r.reward == "click":
+            item_value = np.ones_like(share)
+        else:
+            item_value = choice_model.expected_engagement(cat.length[slots], share, r.noise)
+        expected = np.einsum("bk,bk->b", probs[:, :k], item_value)
+        return probs, share, item_value, expected
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[Observation, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Serve one slate per session.
+
+        Args:
+            action: (N, k) candidate indices; repeats are repaired (see :func:`repair_slate`).
+
+        Returns:
+            ``(obs, reward, terminated, truncated, info)``: reward (N,) float32 in
+            minutes (or clicks), terminated (N,) for a spent budget or churn, truncated
+            (N,) at ``users.max_steps``. Sessions that ended are restarted in the same
+            step with the next returning user; their last observation is in
+            ``info["final_obs"]`` (rows where ``info["_final_obs"]``).
+        """
+        cfg, cat, pop, rs = self.config, self.catalog, self.population, self.streams
+        dyn, resp = cfg.dynamics, cfg.response
+        n, k = self.n_sessions, cfg.slate_size
+        slate, repaired = repair_slate(action, cfg.n_candidates)
+        if slate.shape != (n, k):
+            raise ValueError(f"action must have shape ({n}, {k}) (sessions, slate_size); got {slate.shape}")
+        slots = np.take_along_axis(self._slots, slate, axis=1)
+        oracle_expected = self._expected(self._best_slate)[3]
+        probs, share, item_value, expected = self._expected(slate)
+
+        # Choice and engagement, with the world's own noise.
+        position = choice_model.sample_choice(probs, rs.choice.random(n))
+        clicked = position >= 0
+        rows = np.arange(n)
+        pick = np.where(clicked, position, 0)
+        chosen = slots[rows, pick]
+        length = cat.length[chosen]
+        watch = choice_model.sample_engagement(length, share[rows, pick], resp.noise, rs.response.standard_normal(n))
+        watch = np.where(clicked, watch, 0.0).astype(np.float32)
+        engaged_share = watch / length
+        consumed_topic = np.where(clicked, cat.topic[chosen], -1)
+        reward = watch if resp.reward == "engagement" else clicked.astype(np.float32)
+
+        # Dynamics of the acting users.
+        users = self.session_user
+        theta = pop.interest[users]
+        theta = dynamics.amplify(theta, cat.embedding[chosen], clicked, dyn.amplification)
+        if dyn.exposure:
+            shown = cat.embedding[slots].sum(axis=1) - np.where(clicked[:, None], cat.embedding[chosen], 0.0)
+            unclicked = k - clicked
+            theta = dynamics.expose(theta, shown / np.maximum(unclicked, 1)[:, None], unclicked > 0, dyn.exposure)
+        if dyn.drift:
+            noise = rs.dynamics.standard_normal(theta.shape, dtype=np.float32)
+            theta = dynamics.drift(theta, noise, dyn.drift)
+        pop.interest[users] = theta
+        pop.satiation[users] = dynamics.satiate(pop.satiation[users], consumed_topic, dyn.satiation_decay)
+        pop.history[users[clicked], consumed_topic[clicked]] += 1.0
+        satisfaction = dynamics.update_satisfaction(pop.satisfaction[users], engaged_share, dyn.satisfaction_rate)
+        pop.satisfaction[users] = satisfaction
+        self.budget = dynamics.spend_budget(self.budget, engaged_share, dyn.budget_cost, dyn.budget_restore)
+        self.session_steps += 1
+        churn = dynamics.churned(satisfaction, dyn.churn_threshold)
+        terminated = (self.budget <= 0) | churn
+        truncated = (self.session_steps >= cfg.users.max_steps) & ~terminated
+
+        info: dict[str, Any] = {
+            "user_id": pop.user_id[users],
+            "slate": slate,
+            "slate_items": cat.item_id[slots],
+            "slate_topics": cat.topic[slots],
+            "slate_repaired": repaired,
+            "choice_probs": probs,
+            "click": position,
+            "engagement": watch,
+            "expected_item_reward": item_value,
+            "expected_reward": expected,
+            "oracle_expected_reward": oracle_expected,
+            "consumed_topic": consumed_topic,
+            "interest": theta,
+            "satisfaction": satisfaction,
+            "churned": churn,
+        }
+
+        # The world moves on: arrivals, then the next observation.
+        self.t += 1
+        if cfg.catalog.arrival_rate:
+            cat.arrive(int(rs.catalog.poisson(cfg.catalog.arrival_rate)), self.t, rs.catalog)
+        self._current ^= 1
+        self._observe()
+        ended = terminated | truncated
+        if ended.any():
+            rows_ended = np.flatnonzero(ended)
+            info["final_obs"] = {key: value[rows_ended].copy() for key, value in self.obs.items()}
+            info["_final_obs"] = ended
+            self._start_sessions(rows_ended, churn[rows_ended])
+            self._observe(rows_ended)
+        return self.obs, reward, terminated, truncated, self.decision_info(info)
