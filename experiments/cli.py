@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -56,6 +57,80 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from experiments.report import load_run, run_summary_text
+    from experiments.runner import run_scenario
+    from experiments.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    if args.seeds is not None:
+        scenario = scenario.with_seeds(args.seeds)
+    out = Path(args.out) if args.out else Path("runs") / scenario.name
+    result = run_scenario(
+        scenario, out, workers=args.workers, backend=args.backend, force=args.force, progress=not args.quiet
+    )
+    done = f"ran {len(result.ran)} task(s)" + (f", {len(result.skipped)} already done" if result.skipped else "")
+    print(f"\n{scenario.name}: {done} in {result.seconds:.1f} s -> {out}")
+    print(run_summary_text(load_run(out)))
+    print(f"\nmean [95% CI] over {len(scenario.seeds)} seed(s); figures and report: bubblegym report {out}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from experiments.report import write_report
+
+    files = write_report(args.run_dir, baseline=args.baseline)
+    print(
+        f"wrote {files.markdown}, {files.html} and {len(files.figures)} figure(s) in "
+        f"{files.markdown.parent / 'figures'}"
+    )
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from experiments.report import KEY_METRICS, compare_runs, format_comparison
+
+    metrics = args.metrics.split(",") if args.metrics else KEY_METRICS
+    print(f"A = {args.run_a}\nB = {args.run_b}\n")
+    print(format_comparison(compare_runs(args.run_a, args.run_b, metrics)))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from agents import agent_names, agent_parameters
+    from experiments.scenario import SCENARIO_DIRS, load_scenario, shipped_scenarios
+    from simenv.config import PRESETS, WorldConfig
+
+    default = _flatten(WorldConfig().to_dict())
+    print("World presets (differences from the default world):")
+    for name, config in PRESETS.items():
+        changes = {k: v for k, v in _flatten(config.to_dict()).items() if default.get(k) != v}
+        print(f"  {name:<16} " + (", ".join(f"{k}={v}" for k, v in changes.items()) or "-"))
+    print("\nAgents (keyword parameters and defaults):")
+    for name in agent_names():
+        params = ", ".join(f"{k}={v!r}" for k, v in agent_parameters(name).items())
+        print(f"  {name:<16} {params or '-'}")
+    folder = next((f for f in SCENARIO_DIRS if f.is_dir()), None)
+    print(f"\nScenarios ({folder}):")
+    for name in shipped_scenarios():
+        try:
+            description = load_scenario(name, check_agents=False).description.strip().splitlines()
+        except ValueError as err:
+            description = [f"INVALID: {err}"]
+        print(f"  {name:<20} {description[0] if description else ''}")
+    return 0
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bubblegym", description=__doc__)
     parser.add_argument("--version", action="version", version=f"bubblegym {simenv.__version__}")
@@ -67,6 +142,30 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(func=_simulate)
+
+    run = sub.add_parser("run", help="run a scenario (agents x seeds x grid points) and print its summary")
+    run.add_argument("scenario", help="a scenario YAML file, or the name of a shipped scenario")
+    run.add_argument("--out", help="run directory (default runs/<scenario name>); rerun to resume")
+    run.add_argument("--seeds", type=_positive_int, help="use seeds 0..N-1 instead of the scenario's")
+    run.add_argument("--workers", type=_positive_int, help="parallel workers (default: cores, at most one per task)")
+    run.add_argument("--backend", choices=["local", "ray"], default="local", help="local processes or Ray")
+    run.add_argument("--force", action="store_true", help="replace another scenario's results in --out")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=_run)
+
+    rep = sub.add_parser("report", help="figures, report.md and a self-contained report.html of a run")
+    rep.add_argument("run_dir")
+    rep.add_argument("--baseline", default="random", help="agent label (or arm) for paired differences")
+    rep.set_defaults(func=_report)
+
+    cmp_ = sub.add_parser("compare", help="compare the arms two runs share (B - A with 95%% CIs)")
+    cmp_.add_argument("run_a")
+    cmp_.add_argument("run_b")
+    cmp_.add_argument("--metrics", help="comma-separated metric names (default: the key metrics)")
+    cmp_.set_defaults(func=_compare)
+
+    lst = sub.add_parser("list", help="list world presets, agents and shipped scenarios")
+    lst.set_defaults(func=_list)
     return parser
 
 
@@ -81,8 +180,17 @@ def _positive_int(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from agents.registry import AgentError
+    from experiments.runner import RunError
+    from experiments.scenario import ScenarioError
+    from simenv.config import ConfigError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except (ScenarioError, RunError, ConfigError, AgentError) as err:
+        print(f"bubblegym {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

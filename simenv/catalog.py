@@ -7,6 +7,7 @@ item id (item cold start: its features are known, its popularity is not).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,7 @@ class Catalog:
     Attributes:
         centroids: (K, d) float32 topic centroids.
         embedding: (M, d) float32 unit item embeddings e_i.
-        topic: (M,) int64 topic c_i.
+        topic: (M,) int32 topic c_i.
         quality: (M,) float32 quality q_i.
         length: (M,) float32 length l_i in minutes.
         item_id: (M,) int64 unique id of the item now in each slot.
@@ -63,7 +64,7 @@ class Catalog:
             config=config,
             centroids=centroids,
             embedding=features[:, :d],
-            topic=np.zeros(m, dtype=np.int64),
+            topic=np.zeros(m, dtype=np.int32),
             quality=np.zeros(m, dtype=np.float32),
             length=np.zeros(m, dtype=np.float32),
             item_id=np.arange(m, dtype=np.int64),
@@ -74,6 +75,12 @@ class Catalog:
         )
         catalog._draw_items(np.arange(m), rng)
         return catalog
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle (or deep-copy), making ``embedding`` a view of ``features`` again:
+        pickle stores the two arrays separately, and arrivals must reach both."""
+        self.__dict__.update(state)
+        self.embedding = self.features[:, : self.config.dim]
 
     @property
     def n_items(self) -> int:
@@ -140,17 +147,24 @@ def retrieve_candidates(
     Returns:
         (n_users, C) int64 catalog slots.
     """
-    m = catalog.n_items
-    pool = catalog.config.fresh_pool if n_fresh else 0
-    groups = [(0, m - pool, n_candidates - n_fresh), (m - pool, pool, n_fresh)]
+    start, size = _strata(catalog.n_items, catalog.config.fresh_pool, n_candidates, n_fresh)
+    draws = rng.random((n_users, n_candidates), dtype=np.float32)
+    draws *= size
+    ranks = draws.astype(np.int64)
+    ranks += start
+    return catalog.age_order_slots(ranks)
+
+
+@functools.cache
+def _strata(n_items: int, fresh_pool: int, n_candidates: int, n_fresh: int) -> tuple[np.ndarray, np.ndarray]:
+    """(C,) int64 first age rank and float32 size of each candidate's stratum (a float32
+    draw in [0, 1) times a size below 2**24 floors to a rank inside the stratum)."""
+    pool = fresh_pool if n_fresh else 0
+    groups = [(0, n_items - pool, n_candidates - n_fresh), (n_items - pool, pool, n_fresh)]
     starts, sizes = [], []
     for begin, span, count in groups:
         if count:
             edges = begin + (np.arange(count + 1) * span) // count
             starts.append(edges[:-1])
             sizes.append(np.diff(edges))
-    start = np.concatenate(starts)
-    size = np.concatenate(sizes)
-    ranks = (rng.random((n_users, n_candidates)) * size).astype(np.int64)
-    ranks += start
-    return catalog.age_order_slots(ranks)
+    return np.concatenate(starts), np.concatenate(sizes).astype(np.float32)

@@ -10,7 +10,7 @@ the world's randomness stays in its own generator (common random numbers).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, ndtr
+from scipy.special import expit
 
 NO_CLICK = -1
 """Marker for "no click" in click-position arrays."""
@@ -89,22 +89,35 @@ def engagement_share(
     return expit(affinity_weight * affinity + quality_weight * quality + bias)
 
 
-def sample_engagement(length: np.ndarray, share: np.ndarray, noise: float, z: np.ndarray) -> np.ndarray:
-    """Watch time in minutes: ``clip(l (f + noise z), 0, l)`` with z ~ N(0, 1)."""
-    return np.clip(length * (share + noise * z), 0.0, length)
+UNIFORM_HALF_WIDTH = float(np.sqrt(3.0))
+"""A uniform on [-sqrt(3), sqrt(3)] has unit variance."""
+
+
+def sample_engagement(length: np.ndarray, share: np.ndarray, noise: float, uniform: np.ndarray) -> np.ndarray:
+    """Watch time in minutes: ``clip(l (f + noise v), 0, l)``, v uniform with unit variance.
+
+    Args:
+        length: (B,) item length l in minutes. share: (B,) pre-noise share f.
+        noise: std of the noise as a share of the length.
+        uniform: (B,) draws in [0, 1), mapped to v = sqrt(3) (2 u - 1).
+    """
+    v = UNIFORM_HALF_WIDTH * (2.0 * uniform - 1.0)
+    return np.clip(length * (share + noise * v), 0.0, length)
+
+
+def _clipped_integral(x: np.ndarray) -> np.ndarray:
+    """``F(x) = integral_0^x clip(t, 0, 1) dt = clip(x, 0, 1)^2 / 2 + max(x - 1, 0)``."""
+    inside = np.clip(x, 0.0, 1.0)
+    return 0.5 * inside * inside + np.maximum(x - 1.0, 0.0)
 
 
 def expected_engagement(length: np.ndarray, share: np.ndarray, noise: float) -> np.ndarray:
-    """``E[clip(l (f + noise Z), 0, l)]`` in closed form (a censored normal mean).
+    """``E[clip(l (f + noise v), 0, l)]`` in closed form, v uniform with unit variance.
 
-    With ``m = f``, ``s = noise`` and ``a = -m / s``, ``c = (1 - m) / s``:
-    ``E/l = m (Phi(c) - Phi(a)) + s (phi(a) - phi(c)) + (1 - Phi(c))``.
+    With half-width ``h = sqrt(3) noise``, f + noise v is uniform on [f - h, f + h], so
+    ``E / l = (F(f + h) - F(f - h)) / (2 h)`` with F from :func:`_clipped_integral`.
     """
     if noise == 0:
         return length * np.clip(share, 0.0, 1.0)
-    a = -share / noise
-    c = (1.0 - share) / noise
-    pdf_a = np.exp(-0.5 * a * a) / np.sqrt(2 * np.pi)
-    pdf_c = np.exp(-0.5 * c * c) / np.sqrt(2 * np.pi)
-    cdf_c = ndtr(c)
-    return length * (share * (cdf_c - ndtr(a)) + noise * (pdf_a - pdf_c) + (1.0 - cdf_c))
+    h = UNIFORM_HALF_WIDTH * noise
+    return length * ((_clipped_integral(share + h) - _clipped_integral(share - h)) / (2.0 * h))

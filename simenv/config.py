@@ -84,7 +84,7 @@ class CatalogConfig:
 
     def __post_init__(self) -> None:
         o = "catalog"
-        _check_range(o, "n_items", self.n_items, 1, integer=True)
+        _check_range(o, "n_items", self.n_items, 1, 2**24, integer=True)
         _check_range(o, "n_topics", self.n_topics, 1, integer=True)
         _check_range(o, "dim", self.dim, 2, integer=True)
         _check_range(o, "topic_spread", self.topic_spread, 0)
@@ -92,7 +92,9 @@ class CatalogConfig:
         _check_range(o, "length_mean", self.length_mean, 0, lo_open=True)
         _check_range(o, "arrival_rate", self.arrival_rate, 0)
         _check_range(o, "fresh_share", self.fresh_share, 0, 1)
-        _check_range(o, "fresh_pool", self.fresh_pool, 1, self.n_items, integer=True)
+        _check_range(o, "fresh_pool", self.fresh_pool, 1, integer=True)
+        if self.fresh_share > 0 or self.arrival_rate > 0:
+            _check_range(o, "fresh_pool", self.fresh_pool, 1, self.n_items, integer=True)
 
 
 @dataclass(frozen=True)
@@ -172,8 +174,10 @@ class ChoiceConfig:
 class ResponseConfig:
     """Engagement after a click: watch time y in minutes, clipped to [0, l_j].
 
-    ``y = clip(l_j * (f + noise * z), 0, l_j)`` with
-    ``f = sigmoid(affinity_weight * theta.e_j + quality_weight * q_j + bias)``, z ~ N(0, 1).
+    ``y = clip(l_j * (f + noise * v), 0, l_j)`` with
+    ``f = sigmoid(affinity_weight * theta.e_j + quality_weight * q_j + bias)`` and v a
+    uniform noise of mean 0 and variance 1 (so the expected engagement has a cheap
+    closed form, see :func:`simenv.choice.expected_engagement`).
 
     Attributes:
         affinity_weight: how strongly engagement grows with affinity theta.e_j.

@@ -15,7 +15,7 @@ slate position; a repeated candidate is replaced by a fixed rule and flagged in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -69,7 +69,7 @@ class RecEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         overrides: nested field overrides, e.g. ``{"dynamics": {"drift": 0.1}}``.
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(
         self,
@@ -129,7 +129,7 @@ class RecVectorEnv(gym.vector.VectorEnv):
         preset, config, overrides: the world, as for :class:`RecEnv`.
     """
 
-    metadata: dict[str, Any] = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(
         self,
@@ -138,9 +138,11 @@ class RecVectorEnv(gym.vector.VectorEnv):
         config: WorldConfig | None = None,
         overrides: dict[str, Any] | None = None,
     ) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
+            raise ConfigError(f"num_envs (sessions stepped at once) must be an integer >= 1; got {num_envs!r}")
         self.config = resolve_config(preset, config, overrides)
-        self.num_envs = num_envs
-        self.sim = Simulator(self.config, num_envs, seed=0)
+        self.num_envs = int(num_envs)
+        self.sim = Simulator(self.config, self.num_envs, seed=0)
         self._seeded = False
         self.single_observation_space = observation_space(self.config)
         self.single_action_space = action_space(self.config)
@@ -160,8 +162,9 @@ class RecVectorEnv(gym.vector.VectorEnv):
                 seed = int(self.np_random.integers(2**63))
             self._seeded = True
             return self.sim.reset(int(seed))
-        mask = np.ones(self.num_envs, dtype=bool) if options is None else options.get("reset_mask")
-        obs = self.sim.restart(np.flatnonzero(mask))
+        mask = None if options is None else options.get("reset_mask")
+        rows = np.arange(self.num_envs) if mask is None else np.flatnonzero(mask)
+        obs = self.sim.restart(rows)
         return obs, self.sim.decision_info()
 
     def step(self, actions: np.ndarray) -> tuple[Observation, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:

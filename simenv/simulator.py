@@ -29,9 +29,9 @@ Observation = dict[str, np.ndarray]
 """Keys: ``user`` (N, F_u) float32, ``candidates`` (N, C, F_i) float32,
 ``item_ids`` (N, C) int64, ``user_id`` (N,) int64."""
 
-_OBS_CHUNK = 128
-"""Users per chunk when gathering candidate features: the chunk stays in cache while the
-affinities are computed from it, so the (N, C, d) data is streamed from memory once."""
+_OBS_CHUNK_BYTES = 1 << 20
+"""Candidate features gathered per block (about 1 MiB): the block stays in cache while
+its utilities are computed from it, so the (N, C, F_i) data is streamed from memory once."""
 
 STREAMS = ("catalog", "users", "retrieval", "choice", "response", "dynamics")
 
@@ -56,8 +56,10 @@ class Streams:
 def repair_slate(action: np.ndarray, n_candidates: int) -> tuple[np.ndarray, np.ndarray]:
     """Make every slate distinct with a fixed rule, so every action in the space is legal.
 
-    Rule: positions are read left to right; a candidate already shown at an earlier
-    position is replaced by the lowest-index candidate not yet in the slate.
+    Rule: the first occurrence of each candidate keeps its position; every later repeat
+    is replaced, left to right, by the lowest-index candidate not in the slate. So
+    ``[0, 0, 1, 2, 3]`` with C = 5 becomes ``[0, 4, 1, 2, 3]``: the distinct choices
+    stay where the policy put them.
 
     Args:
         action: (B, k) candidate indices in [0, C).
@@ -83,25 +85,36 @@ def repair_slate(action: np.ndarray, n_candidates: int) -> tuple[np.ndarray, np.
     rows = np.flatnonzero(repaired)
     if rows.size:
         sub = slate[rows]
+        k = sub.shape[1]
+        # repeat[b, j]: sub[b, j] already appears at an earlier position.
+        repeat = ((sub[:, :, None] == sub[:, None, :]) & np.tri(k, k, -1, dtype=bool)).any(axis=2)
         used = np.zeros((rows.size, n_candidates), dtype=bool)
-        index = np.arange(rows.size)
-        for j in range(sub.shape[1]):
-            dup = used[index, sub[:, j]]
-            if dup.any():
-                sub[dup, j] = np.argmin(used[dup], axis=1)
-            used[index, sub[:, j]] = True
+        used[np.arange(rows.size)[:, None], sub] = True
+        for j in range(1, k):
+            fix = np.flatnonzero(repeat[:, j])
+            if fix.size:
+                free = np.argmin(used[fix], axis=1)
+                sub[fix, j] = free
+                used[fix, free] = True
         slate[rows] = sub
     return slate, repaired
 
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """(B, k) indices of the k largest scores per row, in descending score order."""
-    if k < scores.shape[1]:
-        part = np.argpartition(scores, scores.shape[1] - k, axis=1)[:, -k:]
-    else:
-        part = np.broadcast_to(np.arange(k), scores.shape).copy()
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+def top_k(scores: np.ndarray, k: int, out: np.ndarray | None = None) -> np.ndarray:
+    """(B, k) indices of the k largest scores per row, in descending score order
+    (ties: lowest index). k rounds of argmax beat argpartition for small k."""
+    b = scores.shape[0]
+    out = np.empty((b, k), dtype=np.int64) if out is None else out
+    if b * scores.shape[1] <= 4096:  # small blocks: one sort costs fewer calls
+        out[:] = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return out
+    masked = scores.copy()
+    rows = np.arange(b)
+    for j in range(k):
+        best = masked.argmax(axis=1)
+        out[:, j] = best
+        masked[rows, best] = -np.inf
+    return out
 
 
 def topic_interest(interest: np.ndarray, centroids: np.ndarray, beta: float) -> np.ndarray:
@@ -149,6 +162,7 @@ class Simulator:
         self.item_dim = config.catalog.dim + len(ITEM_EXTRA_FEATURES)
         self._position_penalty = choice_model.position_penalty(k, config.choice.position_bias)
         n = self.n_sessions
+        self._rows_twice = np.tile(np.arange(n), 2)[:, None]
         # Two observation buffers, written alternately: the observation a step returns
         # stays valid until the step after next, so (s, a, r, s') can be kept without copies.
         self._buffers = [
@@ -208,49 +222,65 @@ class Simulator:
 
     # ------------------------------------------------------------------ observation
     def _observe(self, rows: np.ndarray | None = None) -> None:
-        """Retrieve candidates for ``rows`` (all if None) and write their observation."""
+        """Retrieve candidates for ``rows`` (all if None) and write their observation,
+        true utilities and myopic best slates."""
         cfg, cat, pop = self.config, self.catalog, self.population
-        d = cfg.catalog.dim
         obs = self.obs
         n = self.n_sessions if rows is None else len(rows)
         slots = retrieve_candidates(cat, n, cfg.n_candidates, cfg.n_fresh_candidates, self.streams.retrieval)
         users = self.session_user if rows is None else self.session_user[rows]
-        theta = pop.interest[users]
         if rows is None:
-            affinity = np.empty(slots.shape, dtype=np.float32)
-            cand = obs["candidates"]
-            for lo in range(0, n, _OBS_CHUNK):
-                hi = lo + _OBS_CHUNK
-                np.take(cat.features, slots[lo:hi], axis=0, out=cand[lo:hi])
-                np.matvec(cand[lo:hi, :, :d], theta[lo:hi], out=affinity[lo:hi])
+            self._slots = slots
+            self._utility = np.empty(slots.shape, dtype=np.float32)
+            self._best_slate = np.empty((n, cfg.slate_size), dtype=np.int64)
+            chunk = max(1, _OBS_CHUNK_BYTES // (4 * cfg.n_candidates * self.item_dim))
+            for lo in range(0, n, chunk):
+                part = slice(lo, lo + chunk)
+                self._score_candidates(
+                    users[part], slots[part], obs["candidates"][part], self._utility[part], self._best_slate[part]
+                )
             np.take(cat.item_id, slots, out=obs["item_ids"])
             np.take(pop.user_id, users, out=obs["user_id"])
             pop.features(users, out=obs["user"])
-            self._slots = slots
-            self._affinity = affinity
-            self._utility = self._utility_of(affinity, slots, users)
-            self._best_slate = top_k(self._utility, cfg.slate_size)
         else:
-            features = cat.features[slots]
-            affinity = np.matvec(features[:, :, :d], theta)
+            features = np.empty((n, *obs["candidates"].shape[1:]), dtype=np.float32)
+            utility = np.empty(slots.shape, dtype=np.float32)
+            best = np.empty((n, cfg.slate_size), dtype=np.int64)
+            self._score_candidates(users, slots, features, utility, best)
             obs["candidates"][rows] = features
             obs["item_ids"][rows] = cat.item_id[slots]
             obs["user_id"][rows] = pop.user_id[users]
             obs["user"][rows] = pop.features(users, out=np.empty((n, self.user_dim), dtype=np.float32))
             self._slots[rows] = slots
-            self._affinity[rows] = affinity
-            utility = self._utility_of(affinity, slots, users)
             self._utility[rows] = utility
-            self._best_slate[rows] = top_k(utility, cfg.slate_size)
+            self._best_slate[rows] = best
 
-    def _utility_of(self, affinity: np.ndarray, slots: np.ndarray, users: np.ndarray) -> np.ndarray:
-        """``u = theta.e + alpha q - gamma s[c]`` for candidates (B, C), position-free."""
-        cfg, cat = self.config, self.catalog
-        utility = affinity + cfg.choice.quality_weight * cat.quality[slots]
+    def _score_candidates(
+        self, users: np.ndarray, slots: np.ndarray, features: np.ndarray, utility: np.ndarray, best: np.ndarray
+    ) -> None:
+        """For one block of B users: gather candidate features (B, C, F_i) into
+        ``features``, write utilities ``u = theta.e + alpha q - gamma s[c]`` (B, C) into
+        ``utility`` and the top-k candidates into ``best`` (B, k).
+
+        The block is small enough to stay in cache, so theta.e + alpha q is one matvec
+        over the just-gathered [embedding, quality] columns with [theta, alpha].
+        """
+        cfg, cat, pop = self.config, self.catalog, self.population
+        d = cfg.catalog.dim
+        np.take(cat.features, slots, axis=0, out=features)
+        weights = np.empty((len(users), d + 1), dtype=np.float32)
+        np.take(pop.interest, users, axis=0, out=weights[:, :d])
+        weights[:, d] = cfg.choice.quality_weight
+        np.matvec(features[:, :, : d + 1], weights, out=utility)
         if cfg.dynamics.satiation:
-            sat = np.take_along_axis(self.population.satiation[users], cat.topic[slots], axis=1)
-            utility -= cfg.dynamics.satiation * sat
-        return utility
+            # s_b[c_j] through flat indices into the block's (B, K) satiation rows.
+            satiation = pop.satiation[users]
+            index = cat.topic[slots]
+            index += (np.arange(len(users), dtype=index.dtype) * satiation.shape[1])[:, None]
+            penalty = np.take(satiation, index)
+            penalty *= cfg.dynamics.satiation
+            utility -= penalty
+        top_k(utility, cfg.slate_size, out=best)
 
     def decision_info(self, info: dict[str, Any] | None = None) -> dict[str, Any]:
         """Ground truth for the current candidates: ``candidate_utility`` (N, C) true
@@ -268,27 +298,31 @@ class Simulator:
         fn = choice_model.mnl_probs if c.model == "mnl" else choice_model.cascade_probs
         return fn(utility - self._position_penalty, c.beta, c.no_click_utility)
 
-    def _expected(self, slate: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """For candidate-index slates (B, k): choice probabilities (B, k+1), the share
-        of each item watched before noise (B, k), each item's expected reward given a
-        click (B, k), and the slate's expected reward (B,)."""
-        cat, r = self.catalog, self.config.response
-        slots = np.take_along_axis(self._slots, slate, axis=1)
-        probs = self._choice_probs(np.take_along_axis(self._utility, slate, axis=1))
-        share = choice_model.engagement_share(
-            np.take_along_axis(self._affinity, slate, axis=1),
-            cat.quality[slots],
-            r.affinity_weight,
-            r.quality_weight,
-            r.bias,
-        )
-        k = slate.shape[1]
+    def _outcomes(self, slate: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The law of what users ``rows`` (B, 1) would do with candidate-index slates (B, k).
+
+        Returns a dict of ``slots`` (B, k) catalog slots, ``probs`` (B, k + 1) choice
+        probabilities, ``share`` (B, k) share of each item watched before noise,
+        ``item_value`` (B, k) each item's expected reward given a click, and
+        ``expected`` (B,) the slate's expected reward.
+        """
+        cfg, cat, pop = self.config, self.catalog, self.population
+        r = cfg.response
+        slots = self._slots[rows, slate]
+        utility = self._utility[rows, slate]
+        quality = cat.quality[slots]
+        # theta.e recovered from the stored utility: u - alpha q + gamma s[c].
+        affinity = utility - cfg.choice.quality_weight * quality
+        if cfg.dynamics.satiation:
+            affinity += cfg.dynamics.satiation * pop.satiation[self.session_user[rows], cat.topic[slots]]
+        probs = self._choice_probs(utility)
+        share = choice_model.engagement_share(affinity, quality, r.affinity_weight, r.quality_weight, r.bias)
         if r.reward == "click":
             item_value = np.ones_like(share)
         else:
             item_value = choice_model.expected_engagement(cat.length[slots], share, r.noise)
-        expected = np.einsum("bk,bk->b", probs[:, :k], item_value)
-        return probs, share, item_value, expected
+        expected = np.einsum("bk,bk->b", probs[:, :-1], item_value)
+        return {"slots": slots, "probs": probs, "share": share, "item_value": item_value, "expected": expected}
 
     def step(
         self, action: np.ndarray
@@ -311,18 +345,19 @@ class Simulator:
         slate, repaired = repair_slate(action, cfg.n_candidates)
         if slate.shape != (n, k):
             raise ValueError(f"action must have shape ({n}, {k}) (sessions, slate_size); got {slate.shape}")
-        slots = np.take_along_axis(self._slots, slate, axis=1)
-        oracle_expected = self._expected(self._best_slate)[3]
-        probs, share, item_value, expected = self._expected(slate)
+        # The served slates and the myopic best ones, evaluated together.
+        law = self._outcomes(np.concatenate([slate, self._best_slate]), self._rows_twice)
+        slots, probs, share = law["slots"][:n], law["probs"][:n], law["share"][:n]
+        item_value, expected, oracle_expected = law["item_value"][:n], law["expected"][:n], law["expected"][n:]
 
         # Choice and engagement, with the world's own noise.
         position = choice_model.sample_choice(probs, rs.choice.random(n))
         clicked = position >= 0
-        rows = np.arange(n)
+        rows = self._rows_twice[:n, 0]
         pick = np.where(clicked, position, 0)
         chosen = slots[rows, pick]
         length = cat.length[chosen]
-        watch = choice_model.sample_engagement(length, share[rows, pick], resp.noise, rs.response.standard_normal(n))
+        watch = choice_model.sample_engagement(length, share[rows, pick], resp.noise, rs.response.random(n))
         watch = np.where(clicked, watch, 0.0).astype(np.float32)
         engaged_share = watch / length
         consumed_topic = np.where(clicked, cat.topic[chosen], -1)
@@ -331,9 +366,10 @@ class Simulator:
         # Dynamics of the acting users.
         users = self.session_user
         theta = pop.interest[users]
-        theta = dynamics.amplify(theta, cat.embedding[chosen], clicked, dyn.amplification)
+        consumed = cat.embedding[chosen]
+        theta = dynamics.amplify(theta, consumed, clicked, dyn.amplification)
         if dyn.exposure:
-            shown = cat.embedding[slots].sum(axis=1) - np.where(clicked[:, None], cat.embedding[chosen], 0.0)
+            shown = cat.embedding[slots].sum(axis=1) - clicked[:, None] * consumed
             unclicked = k - clicked
             theta = dynamics.expose(theta, shown / np.maximum(unclicked, 1)[:, None], unclicked > 0, dyn.exposure)
         if dyn.drift:

@@ -1,0 +1,137 @@
+"""Benchmark the world: user-steps per second of RecEnv and RecVectorEnv, and peak memory.
+
+Run ``python experiments/bench_env.py`` (add ``--quick`` for a short pass). For each shape
+and population N it prints
+
+* user-steps/s of ``RecVectorEnv.step`` with pre-drawn random slates,
+* the gather bound: user-steps/s of ``np.take(features, candidate_ids, axis=0, out=buffer)``
+  alone, the one cost no world can skip, and the world's share of it,
+* peak traced memory of building the world and stepping it,
+
+then ``RecEnv`` steps/s (raw and through ``gymnasium.make``'s wrappers) and the memory of a
+population of 1,000,000 users. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import tracemalloc
+
+import gymnasium as gym
+import numpy as np
+
+import simenv
+from simenv import RecEnv, RecVectorEnv, with_overrides
+from simenv.simulator import Simulator
+
+SHAPES = {
+    # C = 50 candidates, k = 5, d = 32, M = 10,000 items.
+    "large": {"n_candidates": 50, "slate_size": 5, "catalog": {"dim": 32, "n_items": 10_000}},
+    # RecSim's interest-evolution shape: C = 10, k = 2, d = 20.
+    "recsim": {"n_candidates": 10, "slate_size": 2, "catalog": {"dim": 20, "n_topics": 20, "n_items": 2_000}},
+}
+POPULATIONS = (1, 64, 1_024, 16_384)
+
+
+def _best_of(fn, repeats: int) -> float:
+    """Best wall time in seconds of ``fn()`` over ``repeats`` calls (after one warm-up)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def bench_vector(shape: dict, n: int, steps: int) -> tuple[float, float]:
+    """(user-steps/s of RecVectorEnv, user-steps/s of the bare feature gather)."""
+    config = with_overrides(simenv.get_preset("default"), shape)
+    env = RecVectorEnv(n, config=config)
+    env.reset(seed=0)
+    rng = np.random.default_rng(1)
+    pool = [np.argsort(rng.random((n, config.n_candidates)), axis=1)[:, : config.slate_size] for _ in range(8)]
+
+    def run() -> None:
+        for t in range(steps):
+            env.step(pool[t % 8])
+
+    world = n * steps / _best_of(run, 3)
+    sim = env.sim
+    ids = sim._slots.copy()
+    buffer = np.empty((n, config.n_candidates, sim.item_dim), dtype=np.float32)
+    features = sim.catalog.features
+
+    def gather() -> None:
+        for _ in range(steps):
+            np.take(features, ids, axis=0, out=buffer)
+
+    bound = n * steps / _best_of(gather, 3)
+    return world, bound
+
+
+def peak_memory(build) -> float:
+    """Peak traced memory in MiB while ``build()`` runs."""
+    tracemalloc.start()
+    build()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def bench_single(shape: dict, steps: int) -> tuple[float, float]:
+    """(steps/s of a raw RecEnv, steps/s through gymnasium.make's wrappers)."""
+    config = with_overrides(simenv.get_preset("default"), shape)
+    rates = []
+    for env in (RecEnv(config=config), gym.make("simenv/Rec-v0", config=config)):
+        env.reset(seed=0)
+        rng = np.random.default_rng(1)
+        actions = [np.argsort(rng.random(config.n_candidates))[: config.slate_size] for _ in range(64)]
+
+        def run(env=env, actions=actions) -> None:
+            for t in range(steps):
+                _, _, terminated, truncated, _ = env.step(actions[t % 64])
+                if terminated or truncated:
+                    env.reset()
+
+        rates.append(steps / _best_of(run, 3))
+    return rates[0], rates[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps (noisier figures)")
+    args = parser.parse_args()
+    user_steps = 200_000 if args.quick else 1_000_000
+
+    print(f"{'shape':<8}{'N':>8}{'world user-steps/s':>21}{'gather bound':>15}{'share':>8}{'peak MiB':>10}")
+    for name, shape in SHAPES.items():
+        for n in POPULATIONS:
+            steps = max(20, min(2_000, user_steps // n))
+            world, bound = bench_vector(shape, n, steps)
+            config = with_overrides(simenv.get_preset("default"), shape)
+
+            def build(config=config, n=n) -> None:
+                sim = Simulator(config, n, seed=0)
+                for _ in range(3):
+                    sim.step(sim._best_slate)
+
+            mem = peak_memory(build)
+            print(f"{name:<8}{n:>8}{world:>21,.0f}{bound:>15,.0f}{world / bound:>8.0%}{mem:>10.1f}")
+
+    print()
+    for name, shape in SHAPES.items():
+        raw, wrapped = bench_single(shape, 2_000 if args.quick else 10_000)
+        print(f"RecEnv {name:<7} {raw:>10,.0f} steps/s raw   {wrapped:>10,.0f} steps/s via gymnasium.make")
+
+    def million() -> None:
+        config = with_overrides(simenv.get_preset("default"), {"users": {"population_size": 1_000_000}})
+        sim = Simulator(config, 1_024, seed=0)
+        sim.step(sim._best_slate)
+
+    print(f"\npopulation of 1,000,000 users (1,024 in session): peak {peak_memory(million):,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
