@@ -37,10 +37,16 @@ class Trajectory:
             ``explored`` (T, B), ``reward`` (T, B), ``terminated`` / ``truncated``
             (T, B), ``predicted`` (T, B, k) (NaN if the agent does not predict),
             ``interest`` (T, B, d) interests after the step, every key of
-            :data:`RECORDED_INFO`, and ``user_features`` (T, B, F_u).
+            :data:`RECORDED_INFO`, ``user_features`` (T, B, F_u), and the per-step
+            summaries metrics need (see :data:`STEP_SUMMARIES`): ``ild`` (T, B),
+            ``engaged_share`` (T, B), ``consumed_topic_rank`` (T, B), ``preference_shift`` (T, B).
         latency: (T,) seconds the agent's ``act`` took per step (whole batch).
         initial_interest: (B, d) interests of the first users before any step.
         centroids: (K, d) topic centroids of the world.
+        params: the agent's :attr:`~agents.base.Agent.params`.
+        catalog_size: M, items alive at any time (0 if unknown).
+        arrivals: (T,) int64 items that arrived in the catalog during each step (they can be
+            shown from the next step on); empty if unknown (read as no arrivals).
     """
 
     records: dict[str, np.ndarray]
@@ -48,6 +54,90 @@ class Trajectory:
     initial_interest: np.ndarray
     centroids: np.ndarray
     params: dict = field(default_factory=dict)
+    catalog_size: int = 0
+    arrivals: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def steps(self) -> int:
+        """T, the number of recorded steps."""
+        return len(self.latency)
+
+    @property
+    def batch_size(self) -> int:
+        """B, sessions stepped together."""
+        return self.records["reward"].shape[1]
+
+
+STEP_SUMMARIES = {
+    "ild": "intra-list diversity of the served slate: mean pairwise 1 - cos of its item embeddings",
+    "engaged_share": "share of the clicked item watched, engagement / item length (0 without a click)",
+    "consumed_topic_rank": "rank of the consumed topic in the user's interests before the step "
+    "(0 = favourite, by theta . mu_k), -1 without a click",
+    "preference_shift": "|theta after the step - theta when the user arrived on the platform| (L2)",
+}
+"""Cheap per-step summaries recorded as (T, B) arrays, so metrics need no (T, B, k, d) data."""
+
+
+def slate_diversity(embeddings: np.ndarray) -> np.ndarray:
+    """Intra-list diversity (Ziegler et al. 2005) of slates: mean over pairs of 1 - cos.
+
+    Uses ``mean_{i != j} cos(e_i, e_j) = (|sum_i u_i|^2 - k) / (k (k - 1))`` for the unit
+    vectors ``u_i = e_i / |e_i|`` (cost O(k d) per slate instead of O(k^2 d)).
+
+    Args:
+        embeddings: (..., k, d) item embeddings of each slate.
+
+    Returns:
+        (...) float32 diversity in [0, 2]; 0 for slates of one item.
+    """
+    k = embeddings.shape[-2]
+    if k < 2:
+        return np.zeros(embeddings.shape[:-2], dtype=np.float32)
+    e = np.asarray(embeddings)
+    e = e.astype(np.result_type(e.dtype, np.float32), copy=False)
+    norm = np.sqrt(np.maximum(np.einsum("...kd,...kd->...k", e, e), 1e-24))
+    total = np.einsum("...kd,...k->...d", e, 1.0 / norm)
+    mean_cos = (np.einsum("...d,...d->...", total, total) - k) / (k * (k - 1))
+    return (1.0 - mean_cos).astype(np.float32)
+
+
+def _topic_rank(theta: np.ndarray, centroids: np.ndarray, topic: np.ndarray) -> np.ndarray:
+    """(B,) rank of ``topic`` (B,) among the topics by affinity ``theta . mu`` (0 = best;
+    ties count in the topic's favour); -1 where ``topic`` is -1."""
+    affinity = theta @ centroids.T
+    own = affinity[np.arange(len(topic)), np.maximum(topic, 0)]
+    rank = (affinity > own[:, None]).sum(axis=1)
+    return np.where(topic >= 0, rank, -1).astype(np.int16)
+
+
+def _step_summaries(
+    obs: dict[str, np.ndarray],
+    info: dict,
+    theta_before: np.ndarray,
+    theta_arrival: np.ndarray,
+    centroids: np.ndarray,
+    length_mean: float,
+) -> dict[str, np.ndarray]:
+    """The :data:`STEP_SUMMARIES` of one step, from the observation the slate was chosen
+    on (its buffers are still valid after ``env.step``) and the step's ``info``."""
+    d = centroids.shape[1]
+    slate = info["slate"]
+    b, c, f = obs["candidates"].shape
+    rows = np.arange(b)
+    served = obs["candidates"].reshape(b * c, f).take((rows[:, None] * c + slate).ravel(), axis=0)
+    served = served.reshape(b, slate.shape[1], f)
+    click = info["click"]
+    clicked = click >= 0
+    length = served[rows, np.maximum(click, 0), d + 1].astype(np.float64) * length_mean
+    share = np.where(clicked, info["engagement"] / np.maximum(length, 1e-12), 0.0)
+    gap = info["interest"] - theta_arrival
+    shift = np.sqrt(np.einsum("bd,bd->b", gap, gap))
+    return {
+        "ild": slate_diversity(served[:, :, :d]),
+        "engaged_share": share.astype(np.float32),
+        "consumed_topic_rank": _topic_rank(theta_before, centroids, info["consumed_topic"]),
+        "preference_shift": shift.astype(np.float32),
+    }
 
 
 def rollout(
@@ -82,8 +172,11 @@ def rollout(
         obs, info = env.sim.obs, env.sim.decision_info()
     sim = env.sim
     initial_interest = sim.population.interest[sim.session_user].copy()
+    centroids = sim.catalog.centroids
+    length_mean = env.config.catalog.length_mean
     rows: dict[str, list[np.ndarray]] = {}
     latency = np.empty(steps)
+    arrivals = np.zeros(steps, dtype=np.int64)
     iterator = range(steps)
     if progress:
         from tqdm.auto import tqdm
@@ -95,7 +188,12 @@ def rollout(
         decision = agent.act(agent_obs, rng)
         latency[t] = time.perf_counter() - start
         user_features = obs["user"].copy()
+        acting = sim.session_user
+        theta_before = sim.population.interest[acting]
+        theta_arrival = sim.population.initial_interest[acting]
+        next_id = sim.catalog.next_id
         next_obs, reward, terminated, truncated, info = env.step(decision.slates)
+        arrivals[t] = sim.catalog.next_id - next_id
         if learn:
             agent.update(obs, decision, Feedback(clicks=info["click"], rewards=reward))
         step = {
@@ -112,6 +210,7 @@ def rollout(
             "user_features": user_features,
         }
         step.update({key: info[key] for key in RECORDED_INFO})
+        step.update(_step_summaries(obs, info, theta_before, theta_arrival, centroids, length_mean))
         for key, value in step.items():
             rows.setdefault(key, []).append(np.asarray(value))
         obs = next_obs
@@ -121,4 +220,6 @@ def rollout(
         initial_interest=initial_interest,
         centroids=sim.catalog.centroids.copy(),
         params=agent.params,
+        catalog_size=sim.catalog.n_items,
+        arrivals=arrivals,
     )

@@ -32,16 +32,18 @@ def mnl_probs(utility: np.ndarray, beta: float, no_click_utility: float) -> np.n
         no_click_utility: u_0.
 
     Returns:
-        (B, k + 1) probabilities; the last column is "no click". Rows sum to 1.
+        (B, k + 1) float64 probabilities; the last column is "no click". Rows sum to 1.
+        The array is column-major (a transposed view): with k small, reductions over
+        the k + 1 options then run as vector operations over B.
     """
     b, k = utility.shape
-    logits = np.empty((b, k + 1), dtype=np.float64)
-    np.multiply(utility, beta, out=logits[:, :k])
-    logits[:, k] = beta * no_click_utility
-    logits -= logits.max(axis=1, keepdims=True)
+    logits = np.empty((k + 1, b), dtype=np.float64)
+    np.multiply(utility.T, beta, out=logits[:k])
+    logits[k] = beta * no_click_utility
+    logits -= logits.max(axis=0)
     np.exp(logits, out=logits)
-    logits /= logits.sum(axis=1, keepdims=True)
-    return logits
+    logits /= logits.sum(axis=0)
+    return logits.T
 
 
 def cascade_probs(utility: np.ndarray, beta: float, no_click_utility: float) -> np.ndarray:
@@ -54,15 +56,14 @@ def cascade_probs(utility: np.ndarray, beta: float, no_click_utility: float) -> 
         utility: (B, k) utilities in slate order (position 0 is examined first).
 
     Returns:
-        (B, k + 1) probabilities; the last column is "no click".
+        (B, k + 1) float64 probabilities, column-major; the last column is "no click".
     """
     b, k = utility.shape
-    r = expit(beta * (utility.astype(np.float64) - no_click_utility))
-    reach = np.ones((b, k + 1), dtype=np.float64)
-    np.cumprod(1.0 - r, axis=1, out=reach[:, 1:])
-    probs = reach.copy()
-    probs[:, :k] *= r
-    return probs
+    r = expit(beta * (utility.T.astype(np.float64) - no_click_utility))
+    probs = np.ones((k + 1, b), dtype=np.float64)
+    np.multiply.accumulate(1.0 - r, axis=0, out=probs[1:])
+    probs[:k] *= r
+    return probs.T
 
 
 def sample_choice(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
@@ -76,8 +77,8 @@ def sample_choice(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
         (B,) int64 slate position clicked, or :data:`NO_CLICK` (-1).
     """
     k = probs.shape[1] - 1
-    cdf = np.cumsum(probs[:, :k], axis=1)
-    position = (cdf <= uniforms[:, None]).sum(axis=1)
+    cdf = np.add.accumulate(probs.T[:k], axis=0)
+    position = (cdf <= uniforms).sum(axis=0)
     position[position == k] = NO_CLICK
     return position
 

@@ -19,7 +19,7 @@ Only gymnasium is imported here; ``simenv`` does not depend on SB3.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -123,7 +123,7 @@ class FlatRecEnv(gym.Env[np.ndarray, Any]):
             and ``overrides`` are ignored).
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(
         self,
