@@ -151,9 +151,7 @@ class Simulator:
             raise ConfigError(f"n_sessions (users stepped at once) must be an integer >= 1; got {n_sessions!r}")
         size = config.users.population_size or int(n_sessions)
         if size < n_sessions:
-            raise ConfigError(
-                f"users.population_size must be >= n_sessions ({n_sessions}) or null; got {size}"
-            )
+            raise ConfigError(f"users.population_size must be >= n_sessions ({n_sessions}) or null; got {size}")
         self.config = config
         self.n_sessions = int(n_sessions)
         self.population_size = size
@@ -324,9 +322,7 @@ class Simulator:
         expected = np.einsum("bk,bk->b", probs[:, :-1], item_value)
         return {"slots": slots, "probs": probs, "share": share, "item_value": item_value, "expected": expected}
 
-    def step(
-        self, action: np.ndarray
-    ) -> tuple[Observation, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(self, action: np.ndarray) -> tuple[Observation, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Serve one slate per session.
 
         Args:
