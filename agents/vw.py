@@ -1,0 +1,605 @@
+"""Vowpal Wabbit contextual bandits (``--cb_explore_adf``) as BubbleGym agents.
+
+Each decision is one VW multi-line example: a ``shared`` line with the user features in
+namespace ``u`` and one line per candidate with its item features in namespace ``a``
+(action-dependent features, Li et al. 2010 "LinUCB"-style ADF). The default interaction
+``-q ua`` makes the linear cost model personal (without it every user gets the same ranking).
+VW returns a pmf over the C candidates from one of its exploration algorithms, selected
+by name (``exploration``):
+
+=============  =====================================================  ==========================
+name           VW flags                                               source
+=============  =====================================================  ==========================
+``epsilon``    ``--epsilon epsilon``                                  Langford & Zhang 2007
+``softmax``    ``--softmax --lambda softmax_lambda``                  Boltzmann exploration
+``bag``        ``--bag bag_size``                                     bootstrap Thompson (Osband 2016)
+``cover``      ``--cover cover_size --psi cover_psi``                 Agarwal et al. 2014 (ILTCB)
+``squarecb``   ``--squarecb --gamma_scale g --gamma_exponent e``      Foster & Rakhlin 2020
+``regcb``      ``--regcb --mellowness m``                             Foster et al. 2018 (RegCB-elim)
+``regcbopt``   ``--regcbopt --mellowness m``                          Foster et al. 2018 (RegCB-opt)
+``rnd``        ``--rnd rnd_size --rnd_alpha a --rnd_invlambda l``     random network distillation
+``first``      ``--first first_n``                                    explore-first (tau-first)
+``synthcover`` ``--synthcover --synthcoversize n --synthcoverpsi p``  synthetic cover
+=============  =====================================================  ==========================
+
+Slates. VW's pmf is over single actions; the slate of k is filled from it *without
+replacement* (``slate_mode="pmf"``, the default): slot 1 is drawn from VW's pmf, slot j
+from the pmf renormalised over the candidates not yet served, and the propensity of slot j
+is that renormalised probability (exact for this law; slot 1's is VW's own pmf). A slot
+whose remaining pmf mass is zero (``bag``/``first`` put all mass on few actions) takes the
+best remaining candidate in VW's greedy order with propensity 1. ``slate_mode="head"``
+explores only in slot 1 (drawn from the pmf) and fills the rest greedily (propensity 1),
+which suits ``epsilon``: its renormalised pmf after slot 1 is uniform, so under
+``"pmf"`` slots 2..k of an epsilon agent are uniformly random.
+Why the pmf fill is the default rather than VW's own slate learners: ``--ccb_explore_adf``
+(conditional contextual bandits, ``slate_mode="ccb"``) needs k extra ``ccb slot`` lines per
+decision and runs the cb learner once per slot when predicting and learning (about k times
+the work: measured 4x slower at B = 1,024, C = 50, k = 5), and VW samples each slot with its
+own generator, so the agent's ``rng`` cannot drive the draws; ``--slates`` needs a disjoint
+action set per slot, which the candidate set (any item in any position) is not. The pmf
+fill keeps one VW prediction per decision, samples with the agent's ``rng`` and still
+reports exact per-slot propensities.
+``slate_mode="ccb"`` is offered all the same: each slot's pmf is VW's exploration over the
+candidates not yet chosen (so an epsilon agent's later slots are greedy with probability
+1 - epsilon, unlike the pmf fill); the propensity of slot j is the probability VW gave the
+action it sampled there, and every slot is labelled at learning (``credit`` and
+``hold_examples`` do not apply). Its draws come from VW's generator seeded by ``seed``
+(same seed, same results; the agent's ``rng`` is unused), and ``Decision.predicted`` is None.
+
+Learning. VW minimises cost, so a reward r (minutes or clicks) becomes the cost
+``-r / reward_scale``. With ``credit="clicked"`` (default) each decision makes one VW update:
+on a click, the clicked item is labelled with that cost and the propensity of its slot;
+without a click, the slot-1 item (VW's own draw from its pmf) is labelled with cost 0.
+``credit="slots"`` makes k updates, one per slot (cost ``-r`` for the clicked item, 0 for
+the others), k times slower. Labels use the propensity logged at act time.
+
+Speed. VW's Python wrappers (``pyvw.Example``, one Python object per line) cost more than
+VW itself, so the agent talks to the native ``pylibvw`` objects, and the text of the whole
+batch is formatted at once in numpy (fixed width, :class:`ExampleFormatter`). Per decision:
+one parse and one prediction at ``act``; after feedback the kept text, with the label spliced
+into the chosen line at a known offset, is parsed and learned (``hold_examples=False``, the
+default). ``hold_examples=True`` instead keeps the parsed examples until
+:meth:`VWAgent.update` sets the label on the chosen one (``set_label_string``) and learns on
+the same objects: one parse per decision, but every held example costs VW about 35 kB (its
+256 namespace slots), i.e. about 1.8 GB for B = 1,024 and C = 50, and measured no faster
+(the re-parse reuses a few cache-hot pooled examples; ``experiments/bench_agents.py``).
+Both ways give identical models. VW takes one multi-line example per call, so parsing,
+prediction and learning loop over users in Python (two or three native calls per user);
+everything else (formatting, sampling, labels) is batched. Sampling is batched in numpy with the agent's ``rng``;
+VW's own randomness (bag bootstrap, cover) is seeded by ``--random_seed seed``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pylibvw
+from vowpalwabbit import pyvw
+
+from agents.base import Agent, Decision, Feedback, Observation
+from agents.registry import register
+from simenv import WorldSpec
+
+SLATE_MODES: tuple[str, ...] = ("pmf", "head", "ccb")
+CREDITS: tuple[str, ...] = ("clicked", "slots")
+CB_TYPES: tuple[str, ...] = ("mtr", "ips", "dr", "dm")
+
+_DECIMALS = 3
+_INT_DIGITS = 2
+_VALUE_WIDTH = 1 + _INT_DIGITS + 1 + _DECIMALS  # sign, integer digits, '.', decimals: "-01.234"
+_CB_LABEL = pyvw.LabelType.CONTEXTUAL_BANDIT.value
+
+
+_EXPLORATION_FLAGS: dict[str, str] = {
+    "epsilon": "--epsilon {epsilon}",
+    "softmax": "--softmax --lambda {softmax_lambda}",
+    "bag": "--bag {bag_size}",
+    "cover": "--cover {cover_size} --psi {cover_psi}",
+    "squarecb": "--squarecb --gamma_scale {gamma_scale} --gamma_exponent {gamma_exponent}",
+    "regcb": "--regcb --mellowness {mellowness}",
+    "regcbopt": "--regcbopt --mellowness {mellowness}",
+    "rnd": "--rnd {rnd_size} --rnd_alpha {rnd_alpha} --rnd_invlambda {rnd_invlambda}",
+    "first": "--first {first_n}",
+    "synthcover": "--synthcover --synthcoversize {synthcover_size} --synthcoverpsi {synthcover_psi}",
+}
+"""VW flags of each exploration algorithm, filled from the agent's parameters."""
+
+EXPLORATIONS: tuple[str, ...] = tuple(_EXPLORATION_FLAGS)
+"""Exploration algorithms of VW's ``cb_explore_adf`` available by name."""
+
+
+def vw_arguments(params: dict[str, Any], model: str | Path | None = None) -> str:
+    """The VW command line of an agent with hyper-parameters ``params`` (see :class:`VWAgent`).
+
+    With ``model`` (a file written by ``Workspace.save``) VW starts from it; the seed is then
+    left out, as the model carries VW's random state (``bag`` saves its advanced seed).
+    """
+    args = ["--ccb_explore_adf" if params["slate_mode"] == "ccb" else "--cb_explore_adf", "--quiet"]
+    args += ["--random_seed", str(params["seed"])] if model is None else ["--initial_regressor", str(model)]
+    args += ["--cb_type", params["cb_type"], "--learning_rate", f"{params['learning_rate']}"]
+    for pair in params["interactions"].replace(",", " ").split():
+        args += ["-q", pair]
+    args += _EXPLORATION_FLAGS[params["exploration"]].format(**params).split()
+    if params["extra_args"]:
+        args += params["extra_args"].split()
+    return " ".join(args)
+
+
+class ExampleFormatter:
+    """Fixed-width VW text for a batch of decisions, built in numpy.
+
+    One decision's text is ``"shared |u 0:v 1:v ...\\n|a 0:v ...\\n|a ..."`` with every
+    value written as 7 characters ``sDD.DDD`` (s is '-' or '0'; rounded to 3 decimals,
+    clipped to +-99.999), so all texts of a world have the same length and every value sits
+    at a known offset: formatting is one table lookup and one scatter for the whole batch.
+    With ``ccb_slots`` = k > 0 the lines are ``ccb shared``/``ccb action`` and k lines
+    ``ccb slot |`` follow (VW's conditional contextual bandit format).
+    """
+
+    def __init__(self, user_dim: int, item_dim: int, n_candidates: int, ccb_slots: int = 0) -> None:
+        shared, action = ("ccb shared |u", "ccb action |a") if ccb_slots else ("shared |u", "|a")
+        user_line, user_pos = self._line(shared, user_dim)
+        item_line, item_pos = self._line(action, item_dim)
+        self.action_offsets = np.array([len(user_line) + 1 + c * (len(item_line) + 1) for c in range(n_candidates)])
+        """(C,) character offset of each candidate's line in a decision's text (cb label goes there)."""
+        slots_start = len(user_line) + 1 + n_candidates * (len(item_line) + 1)
+        self.slot_label_offsets = slots_start + len("ccb slot ") + np.arange(ccb_slots) * len("ccb slot |\n")
+        """(k,) character offset of each ``ccb slot`` line's label (``ccb_slots`` > 0 only)."""
+        template = "\n".join([user_line] + [item_line] * n_candidates + ["ccb slot |"] * ccb_slots)
+        self.length = len(template)
+        self._template = np.frombuffer(template.encode("ascii"), dtype=np.uint8)
+        item_starts = self.action_offsets[:, None] + item_pos[None, :]
+        starts = np.concatenate([user_pos, item_starts.ravel()])
+        self._value_bytes = (starts[:, None] + np.arange(_VALUE_WIDTH)).ravel()
+
+    @staticmethod
+    def _line(prefix: str, dim: int) -> tuple[str, np.ndarray]:
+        """One line with placeholder values and the (dim,) offsets of their first character."""
+        parts, positions, cursor = [prefix], [], len(prefix)
+        for j in range(dim):
+            token = f"{j}:"
+            positions.append(cursor + 1 + len(token))
+            parts.append(token + "0" * _VALUE_WIDTH)
+            cursor += 1 + len(token) + _VALUE_WIDTH
+        return " ".join(parts), np.array(positions, dtype=np.int64)
+
+    def format(self, user: np.ndarray, candidates: np.ndarray) -> list[str]:
+        """B texts for user features (B, F_u) and candidate features (B, C, F_i)."""
+        b = user.shape[0]
+        values = np.concatenate([user.reshape(b, -1), candidates.reshape(b, -1)], axis=1).astype(np.float64)
+        if not np.isfinite(values).all():
+            raise ValueError("vw: observation features must be finite; got NaN or inf")
+        q = np.rint(values * 10**_DECIMALS)
+        np.clip(q, -_VALUE_LIMIT, _VALUE_LIMIT, out=q)
+        text = np.empty((b, self.length), dtype=np.uint8)
+        text[:] = self._template
+        text[:, self._value_bytes] = _value_table()[q.astype(np.int64) + _VALUE_LIMIT].reshape(b, -1)
+        blob = text.tobytes().decode("ascii")
+        n = self.length
+        return [blob[i * n : (i + 1) * n] for i in range(b)]
+
+
+_VALUE_LIMIT = 10 ** (_INT_DIGITS + _DECIMALS) - 1
+_TABLE: list[np.ndarray] = []
+
+
+def _value_table() -> np.ndarray:
+    """(2 L + 1, 7) uint8: the text ``sDD.DDD`` of q / 1000 for q in [-L, L], L = 99999 (built once)."""
+    if not _TABLE:
+        q = np.arange(-_VALUE_LIMIT, _VALUE_LIMIT + 1)
+        digits = (np.abs(q)[:, None] // 10 ** np.arange(_INT_DIGITS + _DECIMALS - 1, -1, -1)) % 10 + ord("0")
+        table = np.empty((q.size, _VALUE_WIDTH), dtype=np.uint8)
+        table[:, 0] = np.where(q < 0, ord("-"), ord("0"))
+        table[:, 1 : 1 + _INT_DIGITS] = digits[:, :_INT_DIGITS]
+        table[:, 1 + _INT_DIGITS] = ord(".")
+        table[:, 2 + _INT_DIGITS :] = digits[:, _INT_DIGITS:]
+        _TABLE.append(table)
+    return _TABLE[0]
+
+
+def fill_slates(
+    pmf: np.ndarray, cost: np.ndarray, k: int, rng: np.random.Generator, *, mode: str = "pmf"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fill k slots per user from VW's pmf without replacement.
+
+    Args:
+        pmf: (B, C) VW's action probabilities (rows sum to ~1).
+        cost: (B, C) VW's cost estimate per candidate (tie-break of the greedy order).
+        k: slate size.
+        rng: the generator of every draw.
+        mode: ``"pmf"``: slot j drawn from the pmf renormalised over unserved candidates;
+            ``"head"``: slot 1 from the pmf, later slots greedy.
+
+    Returns:
+        slates (B, k) int64, propensities (B, k) float64 (slot j's probability given the
+        slots before it), explored (B,) bool: some slot differs from the greedy choice at
+        that slot (the unserved candidate first in VW's greedy order: highest pmf, then
+        lowest cost, then lowest index).
+    """
+    if mode not in SLATE_MODES:
+        raise ValueError(f"fill_slates: mode must be one of {list(SLATE_MODES)}; got {mode!r}")
+    b, c = pmf.shape
+    if not 1 <= k <= c:
+        raise ValueError(f"fill_slates: k must be in [1, {c}]; got {k}")
+    rows = np.arange(b)
+    p = np.maximum(np.nan_to_num(pmf.astype(np.float64)), 0.0)
+    mass = p.sum(axis=1, keepdims=True)
+    p = np.where(mass > 0, p / np.where(mass > 0, mass, 1.0), 1.0 / c)  # a degenerate row becomes uniform
+    order = np.lexsort((np.broadcast_to(np.arange(c), (b, c)), cost, -p), axis=1)
+    rank = np.empty((b, c), dtype=np.int64)
+    rank[rows[:, None], order] = np.arange(c)
+    slates = np.empty((b, k), dtype=np.int64)
+    props = np.empty((b, k), dtype=np.float64)
+    explored = np.zeros(b, dtype=bool)
+    u = rng.random((b, k))
+    for j in range(k):
+        greedy = np.argmin(rank, axis=1)
+        total = p.sum(axis=1)
+        sample = total > 1e-12 if (mode == "pmf" or j == 0) else np.zeros(b, dtype=bool)
+        cdf = np.cumsum(p, axis=1)
+        drawn = np.minimum((cdf <= (u[:, j] * total)[:, None]).sum(axis=1), c - 1)
+        # at the float edge the count can land on a zero-weight (served) candidate
+        bad = p[rows, drawn] == 0
+        drawn[bad] = np.argmax(p[bad], axis=1)
+        chosen = np.where(sample, drawn, greedy)
+        props[:, j] = np.where(sample, p[rows, chosen] / np.where(sample, total, 1.0), 1.0)
+        slates[:, j] = chosen
+        explored |= chosen != greedy
+        p[rows, chosen] = 0.0
+        rank[rows, chosen] = c
+    return slates, props, explored
+
+
+@register
+class VWAgent(Agent):
+    """A VW ``cb_explore_adf`` contextual bandit over the C candidates (module docstring).
+
+    Hyper-parameters (keyword-only): ``exploration`` (one of :data:`EXPLORATIONS`) and the
+    parameters of each algorithm (used only by it): ``epsilon`` (epsilon, in [0, 1]),
+    ``softmax_lambda`` (softmax inverse temperature), ``bag_size`` (bag), ``cover_size``,
+    ``cover_psi`` (cover), ``gamma_scale``, ``gamma_exponent`` (squarecb: gamma =
+    gamma_scale t^gamma_exponent), ``mellowness`` (regcb/regcbopt), ``rnd_size``,
+    ``rnd_alpha``, ``rnd_invlambda`` (rnd), ``first_n`` (first), ``synthcover_size``,
+    ``synthcover_psi`` (synthcover). Common: ``learning_rate``, ``cb_type`` (one of
+    :data:`CB_TYPES`), ``interactions`` (VW ``-q`` pairs, e.g. ``"ua"`` or ``"ua aa"``),
+    ``reward_scale`` (cost = -reward / reward_scale), ``slate_mode`` (:data:`SLATE_MODES`),
+    ``credit`` (:data:`CREDITS`), ``hold_examples`` (keep parsed examples for the update), ``seed``
+    (VW ``--random_seed``), ``extra_args`` (appended to the VW command line verbatim).
+
+    ``Decision.predicted`` is VW's regression estimate of each served item's reward,
+    ``-cost * reward_scale``.
+    """
+
+    name = "vw"
+
+    def __init__(
+        self,
+        spec: WorldSpec,
+        *,
+        exploration: str = "epsilon",
+        epsilon: float = 0.1,
+        softmax_lambda: float = 1.0,
+        bag_size: int = 5,
+        cover_size: int = 5,
+        cover_psi: float = 1.0,
+        gamma_scale: float = 10.0,
+        gamma_exponent: float = 0.5,
+        mellowness: float = 0.1,
+        rnd_size: int = 3,
+        rnd_alpha: float = 0.1,
+        rnd_invlambda: float = 0.1,
+        first_n: int = 10,
+        synthcover_size: int = 100,
+        synthcover_psi: float = 0.1,
+        learning_rate: float = 0.5,
+        cb_type: str = "mtr",
+        interactions: str = "ua",
+        reward_scale: float = 1.0,
+        slate_mode: str = "pmf",
+        credit: str = "clicked",
+        hold_examples: bool = False,
+        seed: int = 0,
+        extra_args: str = "",
+    ) -> None:
+        params = {key: value for key, value in locals().items() if key not in ("self", "spec", "__class__")}
+        _validate(params)
+        super().__init__(spec, **params)
+        ccb_slots = spec.slate_size if slate_mode == "ccb" else 0
+        self._formatter = ExampleFormatter(spec.user_dim, spec.item_dim, spec.n_candidates, ccb_slots)
+        self._ws = pyvw.Workspace(vw_arguments(params))
+        self._pending: _Pending | None = None
+
+    # ------------------------------------------------------------------ acting
+    def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
+        """Slates (B, k) filled from VW's pmf (see :func:`fill_slates`), one VW prediction per user."""
+        self._drop_pending()
+        texts = self._formatter.format(obs["user"], obs["candidates"])
+        if self._params["slate_mode"] == "ccb":
+            decision = self._predict_ccb(texts)
+            self._pending = _Pending(decision=decision, texts=texts, examples=None)
+            return decision
+        b = len(texts)
+        pmf, cost, held = self._predict(texts, self._params["hold_examples"])
+        slates, props, explored = fill_slates(pmf, cost, self.spec.slate_size, rng, mode=self._params["slate_mode"])
+        predicted = -cost[np.arange(b)[:, None], slates] * self._params["reward_scale"]
+        decision = Decision(slates=slates, propensities=props, explored=explored, predicted=predicted)
+        self._pending = _Pending(decision=decision, texts=texts, examples=held)
+        return decision
+
+    def _predict(self, texts: list[str], hold: bool) -> tuple[np.ndarray, np.ndarray, list | None]:
+        """(B, C) pmf and cost estimates for B decision texts; the parsed examples if held."""
+        ws, c = self._ws, self.spec.n_candidates
+        pmf = np.empty((len(texts), c))
+        cost = np.empty((len(texts), c))
+        held: list | None = [] if hold else None
+        for i, text in enumerate(texts):
+            examples = ws._parse(text)
+            pylibvw.vw.predict_multi(ws, examples)
+            pmf[i] = examples[0].get_action_scores()
+            cost[i] = [ex.get_partial_prediction() for ex in examples[1:]]
+            if held is None:
+                pylibvw.vw._finish_example_multi_ex(ws, examples)
+            else:
+                held.append(examples)
+        return pmf, cost, held
+
+    def _predict_ccb(self, texts: list[str]) -> Decision:
+        """VW's conditional contextual bandit: one pmf per slot over the unserved candidates.
+
+        VW samples each slot itself (seeded by ``seed``); the slot's propensity is the
+        sampled action's probability, and a slot explores when that action is not the slot's
+        most probable one.
+        """
+        ws, k = self._ws, self.spec.slate_size
+        slates = np.empty((len(texts), k), dtype=np.int64)
+        props = np.empty((len(texts), k))
+        top = np.empty((len(texts), k))
+        for i, text in enumerate(texts):
+            examples = ws._parse(text)
+            pylibvw.vw.predict_multi(ws, examples)
+            for j, scores in enumerate(examples[0].get_decision_scores()):
+                slates[i, j], props[i, j] = scores[0]
+                top[i, j] = max(score for _, score in scores)
+            pylibvw.vw._finish_example_multi_ex(ws, examples)
+        return Decision(slates=slates, propensities=props, explored=(props < top).any(axis=1))
+
+    # ---------------------------------------------------------------- learning
+    def update(self, obs: Observation, decision: Decision, feedback: Feedback) -> None:
+        """One VW update per decision (``credit="slots"``: one per slot), cost = -reward / reward_scale."""
+        pending = self._pending
+        if pending is None or pending.decision is not decision:
+            self._drop_pending()
+            pending = _Pending(decision, self._formatter.format(obs["user"], obs["candidates"]), None)
+        self._pending = None
+        items, costs, probs = self._labels(decision, feedback)
+        if self._params["slate_mode"] == "ccb":
+            self._learn_ccb(pending.texts, items, costs, probs)
+            return
+        # first label of every decision, then (credit="slots") the others: the same order held or not
+        if pending.examples is None:
+            self._learn_text(pending.texts, items[:, :1], costs[:, :1], probs[:, :1])
+        else:
+            self._learn_held(pending.examples, items[:, 0], costs[:, 0], probs[:, 0])
+        if items.shape[1] > 1:
+            self._learn_text(pending.texts, items[:, 1:], costs[:, 1:], probs[:, 1:])
+
+    def _labels(self, decision: Decision, feedback: Feedback) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(B, L) labelled candidate, cost and probability; L = 1 (clicked) or k (slots)."""
+        slates, props = decision.slates, decision.propensities
+        b, k = slates.shape
+        clicks = np.asarray(feedback.clicks)
+        if clicks.shape != (b,) or np.any((clicks < -1) | (clicks >= k)):
+            raise ValueError(f"vw.update: feedback.clicks must be (B,) = ({b},) in [-1, {k - 1}]; got {clicks}")
+        cost = -np.asarray(feedback.rewards, dtype=np.float64) / self._params["reward_scale"]
+        if self._params["credit"] == "slots" or self._params["slate_mode"] == "ccb":
+            costs = np.where(np.arange(k)[None, :] == clicks[:, None], cost[:, None], 0.0)
+            return slates, costs, props
+        slot = np.maximum(clicks, 0)
+        rows = np.arange(b)
+        costs = np.where(clicks >= 0, cost, 0.0)
+        return slates[rows, slot][:, None], costs[:, None], props[rows, slot][:, None]
+
+    def _learn_held(self, held: list, items: np.ndarray, costs: np.ndarray, probs: np.ndarray) -> None:
+        """Label the chosen parsed example of each decision ((B,) arrays), learn, give the examples back.
+
+        VW's label parser appends costs and cannot clear them, so a held decision takes one label.
+        """
+        ws = self._ws
+        labels = _label_strings(costs[:, None], probs[:, None])
+        for examples, item, (label,) in zip(held, (items + 1).tolist(), labels, strict=True):
+            examples[item].set_label_string(ws, label, _CB_LABEL)
+            pylibvw.vw.learn_multi(ws, examples)
+            pylibvw.vw._finish_example_multi_ex(ws, examples)
+
+    def _learn_text(self, texts: list[str], items: np.ndarray, costs: np.ndarray, probs: np.ndarray) -> None:
+        """Re-parse each decision's text with the label spliced into the chosen line, and learn."""
+        ws = self._ws
+        labels = _label_strings(costs, probs)
+        offsets = self._formatter.action_offsets[items].tolist()
+        for text, row_offsets, row_labels in zip(texts, offsets, labels, strict=True):
+            for at, label in zip(row_offsets, row_labels, strict=True):
+                examples = ws._parse(f"{text[:at]}{label} {text[at:]}")
+                pylibvw.vw.learn_multi(ws, examples)
+                pylibvw.vw._finish_example_multi_ex(ws, examples)
+
+    def _learn_ccb(self, texts: list[str], items: np.ndarray, costs: np.ndarray, probs: np.ndarray) -> None:
+        """One VW update per decision with every slot labelled ``action:cost:probability``."""
+        ws = self._ws
+        labels = _label_strings(costs, probs, items)
+        cuts = self._formatter.slot_label_offsets.tolist()
+        for text, row_labels in zip(texts, labels, strict=True):
+            pieces = [text[: cuts[0]]]
+            for j, label in enumerate(row_labels):
+                end = cuts[j + 1] if j + 1 < len(cuts) else len(text)
+                pieces.append(f"{label} {text[cuts[j] : end]}")
+            examples = ws._parse("".join(pieces))
+            pylibvw.vw.learn_multi(ws, examples)
+            pylibvw.vw._finish_example_multi_ex(ws, examples)
+
+    def _drop_pending(self) -> None:
+        """Return held examples of a decision that got no feedback to VW's pool."""
+        if self._pending is not None and self._pending.examples is not None:
+            for examples in self._pending.examples:
+                pylibvw.vw._finish_example_multi_ex(self._ws, examples)
+        self._pending = None
+
+    # ------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> None:
+        """Write the VW model to ``path`` and the agent's parameters to ``path.json``."""
+        path = Path(path)
+        self._ws.save(str(path))
+        sidecar = {"agent": self.name, "spec": dataclasses.asdict(self.spec), "params": self._params}
+        _sidecar(path).write_text(json.dumps(sidecar, indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> VWAgent:
+        """Read an agent written by :meth:`save` (model ``path`` plus ``path.json``)."""
+        path = Path(path)
+        sidecar = json.loads(_sidecar(path).read_text())
+        from agents.registry import agent_class
+
+        agent_cls = agent_class(sidecar["agent"])
+        if not issubclass(agent_cls, cls):
+            raise TypeError(f"{path} holds a {agent_cls.__name__}, not a {cls.__name__}")
+        spec = WorldSpec(**sidecar["spec"])
+        params = sidecar["params"]
+        if agent_cls is not VWAgent:
+            params = {key: value for key, value in params.items() if key != "exploration"}
+        agent = agent_cls(spec, **params)
+        agent._ws.finish()
+        agent._ws = pyvw.Workspace(vw_arguments(agent._params, path))
+        return agent
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle support: the VW model travels as bytes; held examples are dropped."""
+        self._drop_pending()
+        state = {key: value for key, value in self.__dict__.items() if key != "_ws"}
+        with tempfile.TemporaryDirectory() as tmp:
+            model = os.path.join(tmp, "model.vw")
+            self._ws.save(model)
+            state["_model_bytes"] = Path(model).read_bytes()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        model_bytes = state.pop("_model_bytes")
+        self.__dict__.update(state)
+        with tempfile.TemporaryDirectory() as tmp:
+            model = os.path.join(tmp, "model.vw")
+            Path(model).write_bytes(model_bytes)
+            self._ws = pyvw.Workspace(vw_arguments(self._params, model))
+
+    def __del__(self) -> None:
+        # held examples must go back to VW before its workspace is finished
+        if getattr(self, "_ws", None) is not None and getattr(self, "_pending", None) is not None:
+            self._drop_pending()
+
+    def close(self) -> None:
+        """Release VW's workspace (the agent is unusable afterwards)."""
+        self._drop_pending()
+        if not self._ws.finished:
+            self._ws.finish()
+
+
+class _Pending:
+    """A decision waiting for feedback: its texts and, if held, its parsed examples."""
+
+    __slots__ = ("decision", "examples", "texts")
+
+    def __init__(self, decision: Decision, texts: list[str], examples: list | None) -> None:
+        self.decision = decision
+        self.texts = texts
+        self.examples = examples
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _label_strings(costs: np.ndarray, probs: np.ndarray, actions: np.ndarray | None = None) -> list[list[str]]:
+    """(B, L) VW labels ``"action:cost:probability"``; action 0 unless given (cb ADF ignores it)."""
+    probs = np.clip(probs, 1e-6, 1.0)
+    actions = np.zeros(costs.shape, dtype=np.int64) if actions is None else actions
+    return [
+        [f"{a}:{cost:.6g}:{prob:.6g}" for a, cost, prob in zip(row_a, row_c, row_p, strict=True)]
+        for row_a, row_c, row_p in zip(actions.tolist(), costs.tolist(), probs.tolist(), strict=True)
+    ]
+
+
+_POSITIVE = {
+    "softmax_lambda": "softmax_lambda",
+    "cover_psi": "cover_psi",
+    "gamma_scale": "gamma_scale",
+    "mellowness": "mellowness",
+    "rnd_alpha": "rnd_alpha",
+    "rnd_invlambda": "rnd_invlambda",
+    "synthcover_psi": "synthcover_psi",
+    "learning_rate": "learning_rate",
+    "reward_scale": "reward_scale",
+}
+_COUNTS = ("bag_size", "cover_size", "rnd_size", "first_n", "synthcover_size")
+_CHOICES = {"exploration": EXPLORATIONS, "slate_mode": SLATE_MODES, "credit": CREDITS, "cb_type": CB_TYPES}
+
+
+def _validate(p: dict[str, Any]) -> None:
+    """Raise ValueError naming the parameter, its allowed range and the value seen."""
+    for key, allowed in _CHOICES.items():
+        if p[key] not in allowed:
+            raise ValueError(f"vw.{key} must be one of {list(allowed)}; got {p[key]!r}")
+    if not _is_number(p["epsilon"]) or not 0 <= p["epsilon"] <= 1:
+        raise ValueError(f"vw.epsilon must be a number in [0, 1]; got {p['epsilon']!r}")
+    if not _is_number(p["gamma_exponent"]) or p["gamma_exponent"] < 0:
+        raise ValueError(f"vw.gamma_exponent must be a number in [0, inf); got {p['gamma_exponent']!r}")
+    for key in _POSITIVE:
+        if not _is_number(p[key]) or p[key] <= 0:
+            raise ValueError(f"vw.{key} must be a number in (0, inf); got {p[key]!r}")
+    for key in _COUNTS:
+        if not isinstance(p[key], int) or isinstance(p[key], bool) or p[key] < 1:
+            raise ValueError(f"vw.{key} must be an integer in [1, inf); got {p[key]!r}")
+    if not isinstance(p["seed"], int) or isinstance(p["seed"], bool) or not 0 <= p["seed"] < 2**32:
+        raise ValueError(f"vw.seed must be an integer in [0, 2**32); got {p['seed']!r}")
+    if not isinstance(p["hold_examples"], bool):
+        raise ValueError(f"vw.hold_examples must be True or False; got {p['hold_examples']!r}")
+    for key in ("interactions", "extra_args"):
+        if not isinstance(p[key], str):
+            raise ValueError(f"vw.{key} must be a string; got {p[key]!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
+
+
+def _fixed_exploration(exploration: str) -> Callable[..., None]:
+    """An ``__init__`` for a convenience subclass with ``exploration`` fixed (same other parameters)."""
+
+    def __init__(self: VWAgent, spec: WorldSpec, **params: Any) -> None:
+        VWAgent.__init__(self, spec, exploration=exploration, **params)
+
+    base = inspect.signature(VWAgent.__init__)
+    __init__.__signature__ = base.replace(  # type: ignore[attr-defined]
+        parameters=[p for name, p in base.parameters.items() if name != "exploration"]
+    )
+    return __init__
+
+
+@register
+class VWEpsilonAgent(VWAgent):
+    """:class:`VWAgent` with ``exploration="epsilon"`` (epsilon-greedy, Langford & Zhang 2007)."""
+
+    name = "vw_epsilon"
+    __init__ = _fixed_exploration("epsilon")
+
+
+@register
+class VWSquareCBAgent(VWAgent):
+    """:class:`VWAgent` with ``exploration="squarecb"`` (SquareCB, Foster & Rakhlin 2020)."""
+
+    name = "vw_squarecb"
+    __init__ = _fixed_exploration("squarecb")
