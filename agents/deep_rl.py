@@ -1,0 +1,656 @@
+"""Deep-RL agents from stable-baselines3 (SB3): ``ppo``, ``a2c`` and ``dqn``.
+
+Two pieces:
+
+* :class:`SB3RecVecEnv`: an SB3 ``VecEnv`` over one batched :class:`simenv.RecVectorEnv`
+  (one world stepping N sessions in numpy, not N env copies). Observations are the flat
+  float32 features of :func:`simenv.wrappers.flatten_observation`; actions are
+  ``MultiDiscrete([C] * k)`` slates (``Discrete(C)`` for DQN with k = 1).
+* :class:`SB3Agent` and its registered subclasses :class:`PPOAgent`, :class:`A2CAgent`,
+  :class:`DQNAgent`: ``train(env_or_config, total_timesteps, seed)`` learns with SB3;
+  ``act(obs, rng)`` serves slates from the learned policy with exact propensities;
+  ``save`` / ``load`` write an SB3 zip plus a params JSON.
+
+Sampling law of ``act`` (PPO / A2C). The policy is a product of k slot categoricals
+``pi_j(. | s)`` over the C candidates. During training SB3 samples the slots
+independently and the world repairs a repeated candidate
+(:func:`simenv.repair_slate`). ``act`` instead fills the slots in order, each from its own
+categorical restricted to the candidates not yet shown (sampling without replacement),
+so every served slate is distinct and its propensities are exact, whatever the world's
+repair rule:
+
+    P(x at j | U) = pi_j(x) / (1 - sum_{y in U} pi_j(y)),   U = candidates at slots < j
+
+(uniform over the free candidates if pi_j puts all its mass on U). The two laws agree
+whenever the independent draws do not collide, which is the common case for a trained
+policy whose slots favour different items; where they collide, training saw the world's
+filler item and serving redraws from the slot's own preferences. ``explored`` is True
+when the served slate differs from the greedy slate (slot by slot, the most likely
+candidate not yet shown; the policy's mode when the slot modes are distinct). DQN acts
+epsilon-greedily on its Q-values with ``exploration_final_eps`` (propensity
+``(1 - eps) [greedy] + eps / C``).
+
+Deep-RL agents learn in :meth:`SB3Agent.train`, not online: :meth:`Agent.update` is a no-op.
+
+References: Schulman et al. 2017 (PPO), Mnih et al. 2016 (A2C), Mnih et al. 2015 (DQN);
+Raffin et al. 2021 (stable-baselines3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import io
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
+
+from agents.base import Agent, Decision, Observation
+from agents.registry import AgentError, agent_class, register
+from agents.slates import epsilon_greedy_slates
+from simenv import RecVectorEnv, WorldConfig, WorldSpec, get_preset
+from simenv.wrappers import flat_observation_space, flatten_observation, slate_action_space, slate_from_action
+
+# ---------------------------------------------------------------------------- VecEnv
+
+
+class SB3RecVecEnv(VecEnv):
+    """SB3 ``VecEnv`` over one batched :class:`simenv.RecVectorEnv`.
+
+    ``step_wait`` runs one batched world step. Sessions that end restart in the same step
+    (same-step autoreset): their last observation goes into their info dict as
+    ``"terminal_observation"`` with ``"TimeLimit.truncated"`` (True when the session hit
+    ``users.max_steps`` without terminating) and an ``"episode"`` summary
+    (``r`` return, ``l`` length, ``t`` seconds since reset, as SB3's Monitor writes it).
+    Sessions still running get a fresh empty dict (one per env, as SB3 requires; building
+    N empty dicts costs a few microseconds). The world's batched ground truth of the last
+    step is kept, uncopied, in :attr:`last_info`.
+
+    ``reset()`` rebuilds the world from the seed set by :meth:`seed` (SB3 passes its
+    ``seed`` there); without a pending seed it restarts every session over the persistent
+    population (a fresh random world if the env was never seeded).
+
+    Args:
+        env: the batched world.
+        discrete: ``Discrete(C)`` actions (DQN, needs ``slate_size`` 1) instead of
+            ``MultiDiscrete([C] * k)``.
+    """
+
+    def __init__(self, env: RecVectorEnv, discrete: bool = False) -> None:
+        if not isinstance(env, RecVectorEnv):
+            raise TypeError(f"env must be a simenv.RecVectorEnv; got {type(env).__name__}")
+        self.venv = env
+        self.config: WorldConfig = env.config
+        self.discrete = bool(discrete)
+        n = env.num_envs
+        self._slate_size = self.config.slate_size
+        self._empty = [None] * n
+        self._ep_return = np.zeros(n, dtype=np.float64)
+        self._ep_length = np.zeros(n, dtype=np.int64)
+        self._t0 = time.perf_counter()
+        self._actions: np.ndarray | None = None
+        self.last_info: dict[str, Any] = {}
+        super().__init__(n, flat_observation_space(self.config), slate_action_space(self.config, self.discrete))
+
+    # -- stepping
+    def reset(self) -> np.ndarray:
+        """(N, D) float32 first observations of N new sessions."""
+        seed = self._seeds[0]
+        obs, info = self.venv.reset(seed=None if seed is None else int(seed))
+        self._reset_seeds()
+        self._reset_options()
+        self.reset_infos = [{} for _ in self._empty]
+        self.last_info = info
+        self._ep_return[:] = 0.0
+        self._ep_length[:] = 0
+        self._t0 = time.perf_counter()
+        return flatten_observation(obs)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """``(obs (N, D) float32, rewards (N,) float32, dones (N,) bool, infos)``."""
+        if self._actions is None:
+            raise RuntimeError("step_wait() called without a pending step_async()")
+        slates = slate_from_action(self._actions, self.num_envs, self._slate_size)
+        self._actions = None
+        obs, reward, terminated, truncated, info = self.venv.step(slates)
+        self.last_info = info
+        self._ep_return += reward
+        self._ep_length += 1
+        dones = terminated | truncated
+        infos: list[dict[str, Any]] = [{} for _ in self._empty]
+        if "_final_obs" in info:
+            self._write_final_infos(infos, info, terminated, truncated)
+        return flatten_observation(obs), reward.astype(np.float32, copy=False), dones, infos
+
+    def _write_final_infos(
+        self, infos: list[dict[str, Any]], info: dict[str, Any], terminated: np.ndarray, truncated: np.ndarray
+    ) -> None:
+        """Fill the info dicts of the ended rows (a loop over ended rows only)."""
+        rows = np.flatnonzero(info["_final_obs"])
+        final = flatten_observation(info["final_obs"])
+        timeout = (truncated[rows] & ~terminated[rows]).tolist()
+        returns = self._ep_return[rows].tolist()
+        lengths = self._ep_length[rows].tolist()
+        elapsed = round(time.perf_counter() - self._t0, 6)
+        for j, i in enumerate(rows.tolist()):
+            infos[i] = {
+                "terminal_observation": final[j],
+                "TimeLimit.truncated": timeout[j],
+                "episode": {"r": returns[j], "l": lengths[j], "t": elapsed},
+            }
+        self._ep_return[rows] = 0.0
+        self._ep_length[rows] = 0
+
+    def close(self) -> None:
+        self.venv.close()
+
+    # -- attribute plumbing: one world serves every index
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        value = getattr(self.venv, attr_name)
+        return [value for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        setattr(self.venv, attr_name, value)
+
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
+        result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
+        return [result for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
+
+
+class _SpacesOnlyVecEnv(VecEnv):
+    """A VecEnv that only carries spaces: lets an untrained model be built from a
+    :class:`WorldSpec` alone (for ``act`` before ``train``). It cannot be stepped."""
+
+    render_mode = None
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        super().__init__(1, observation_space, action_space)
+
+    @staticmethod
+    def _no_env(*_: Any) -> Any:
+        raise RuntimeError("this agent has no environment yet: call train(env_or_config, ...) first")
+
+    def reset(self) -> np.ndarray:
+        return self._no_env()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._no_env(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        return self._no_env()
+
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        return [getattr(self, attr_name)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
+        raise RuntimeError("this agent has no environment yet")
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        return [False]
+
+
+def as_sb3_vec_env(env_or_config: Any, n_envs: int, discrete: bool = False) -> SB3RecVecEnv:
+    """An :class:`SB3RecVecEnv` from an adapter, a ``RecVectorEnv``, a ``WorldConfig`` or a
+    preset name (the last two with ``n_envs`` sessions)."""
+    if isinstance(env_or_config, SB3RecVecEnv):
+        if env_or_config.discrete != discrete:
+            raise ValueError(f"env_or_config has discrete={env_or_config.discrete}; this agent needs {discrete}")
+        return env_or_config
+    if isinstance(env_or_config, RecVectorEnv):
+        return SB3RecVecEnv(env_or_config, discrete)
+    if isinstance(env_or_config, str):
+        env_or_config = get_preset(env_or_config)
+    if isinstance(env_or_config, WorldConfig):
+        return SB3RecVecEnv(RecVectorEnv(n_envs, config=env_or_config), discrete)
+    raise TypeError(
+        "env_or_config must be an SB3RecVecEnv, a simenv.RecVectorEnv, a WorldConfig or a preset name; "
+        f"got {type(env_or_config).__name__}"
+    )
+
+
+# ---------------------------------------------------------------------------- sampling
+
+
+def slot_sample_without_replacement(
+    probs: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fill the k slots in order, each from its own categorical restricted to the
+    candidates not yet shown; report exact propensities.
+
+    Slot j draws x with probability ``pi_j(x) / (1 - pi_j(U))``, U the candidates at the
+    earlier slots (uniform over the rest if pi_j puts all its mass on U).
+
+    Args:
+        probs: (B, k, C) slot categoricals ``pi_j`` (rows sum to 1).
+        rng: the agent's generator (one uniform per slot).
+
+    Returns:
+        ``(slates, propensities, greedy)``: (B, k) int64 distinct served slates, (B, k)
+        float64 propensities in (0, 1] (exact for this law, given the earlier slots) and
+        (B, k) the greedy slate (slot by slot, the most likely candidate not yet shown).
+    """
+    b, k, c = probs.shape
+    p = probs.astype(np.float64)
+    p /= p.sum(axis=2, keepdims=True)
+    rows = np.arange(b)
+    u = rng.random((b, k))
+    slates = np.empty((b, k), dtype=np.int64)
+    greedy = np.empty((b, k), dtype=np.int64)
+    props = np.empty((b, k), dtype=np.float64)
+    used = np.zeros((b, c), dtype=bool)
+    greedy_used = np.zeros((b, c), dtype=bool)
+    for j in range(k):
+        weights = _free_weights(p[:, j, :], used)
+        total = weights.sum(axis=1)
+        chosen = np.minimum((np.cumsum(weights, axis=1) < (u[:, j] * total)[:, None]).sum(axis=1), c - 1)
+        edge = weights[rows, chosen] <= 0  # a float-edge pick of a used candidate
+        chosen[edge] = np.argmax(weights[edge], axis=1)
+        props[:, j] = weights[rows, chosen] / total
+        slates[:, j] = chosen
+        used[rows, chosen] = True
+        greedy[:, j] = np.argmax(_free_weights(p[:, j, :], greedy_used), axis=1)
+        greedy_used[rows, greedy[:, j]] = True
+    return slates, props, greedy
+
+
+def _free_weights(p: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """(B, C) weights ``p`` with used candidates zeroed; uniform over the free ones where
+    ``p`` has no mass left."""
+    weights = np.where(used, 0.0, p)
+    empty = weights.sum(axis=1) <= 0
+    if empty.any():
+        weights[empty] = ~used[empty]
+    return weights
+
+
+# ---------------------------------------------------------------------------- agents
+
+
+def _check_number(name: str, value: Any, lo: float, hi: float | None = None, *, integer: bool = False) -> None:
+    """Raise :class:`AgentError` unless ``lo <= value <= hi`` (of the right kind)."""
+    kind = int if integer else (int, float)
+    ok = isinstance(value, kind) and not isinstance(value, bool) and np.isfinite(value)
+    if not ok or value < lo or (hi is not None and value > hi):
+        what = "an integer" if integer else "a number"
+        raise AgentError(f"{name} must be {what} in [{lo}, {'inf' if hi is None else hi}]; got {value!r}")
+
+
+def _check_net_arch(owner: str, net_arch: Any) -> tuple[int, ...]:
+    arch = tuple(net_arch) if isinstance(net_arch, list | tuple) else None
+    if not arch or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in arch):
+        raise AgentError(f"{owner}.net_arch must be a non-empty sequence of layer widths >= 1; got {net_arch!r}")
+    return arch
+
+
+class SB3Agent(Agent):
+    """Base of the SB3 agents: builds, trains, serves, saves and loads one SB3 model.
+
+    Subclasses set ``name``, ``algorithm`` (an SB3 class) and ``discrete`` (``Discrete``
+    actions), take SB3's keyword arguments (plus ``n_envs`` and ``net_arch``) as their
+    hyper-parameters, and override :meth:`act` if the policy is not an actor-critic.
+    """
+
+    algorithm: ClassVar[type[BaseAlgorithm]]
+    discrete: ClassVar[bool] = False
+
+    def __init__(self, spec: WorldSpec, **params: Any) -> None:
+        super().__init__(spec, **params)
+        self.model: BaseAlgorithm | None = None
+        self.trained = False
+        self.training: dict[str, Any] = {}
+
+    # -- construction of the SB3 model
+    def _algorithm_kwargs(self) -> dict[str, Any]:
+        """SB3 constructor keyword arguments: the hyper-parameters but ``n_envs`` (sessions
+        of a world built from a config) and ``net_arch`` (a policy argument)."""
+        return {k: v for k, v in self._params.items() if k not in ("n_envs", "net_arch")}
+
+    def _build(self, env: VecEnv, seed: int | None, tensorboard_log: str | None) -> BaseAlgorithm:
+        kwargs = self._algorithm_kwargs()
+        policy_kwargs = {"net_arch": list(self._params["net_arch"])}
+        return self.algorithm(
+            "MlpPolicy",
+            env,
+            seed=seed,
+            device="cpu",
+            verbose=0,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            **kwargs,
+        )
+
+    def _flat_spaces(self) -> tuple[spaces.Box, spaces.Space]:
+        s = self.spec
+        dim = s.user_dim + s.n_candidates * s.item_dim
+        obs_space = spaces.Box(-np.inf, np.inf, (dim,), np.float32)
+        if self.discrete:
+            return obs_space, spaces.Discrete(s.n_candidates)
+        return obs_space, spaces.MultiDiscrete(np.full(s.slate_size, s.n_candidates, dtype=np.int64))
+
+    def ensure_model(self) -> BaseAlgorithm:
+        """The SB3 model; an untrained one (seed 0) is built from the spec if needed."""
+        if self.model is None:
+            with warnings.catch_warnings():
+                # PPO warns that its batch exceeds a one-env buffer; this model never trains.
+                warnings.filterwarnings("ignore", message="You have specified a mini-batch size")
+                self.model = self._build(_SpacesOnlyVecEnv(*self._flat_spaces()), 0, None)
+        return self.model
+
+    def _attach(self, vec: SB3RecVecEnv, tensorboard_log: str | None) -> None:
+        """Give a trained model a new environment (reloading it if the number of envs or
+        the observation bounds differ; the network shapes must match)."""
+        model = self.ensure_model()
+        model.tensorboard_log = tensorboard_log
+        if model.n_envs == vec.num_envs and model.observation_space == vec.observation_space:
+            model.set_env(vec, force_reset=True)
+            return
+        buffer = io.BytesIO()
+        model.save(buffer)
+        buffer.seek(0)
+        custom = {"observation_space": vec.observation_space, "action_space": vec.action_space}
+        self.model = self.algorithm.load(buffer, env=vec, device="cpu", custom_objects=custom)
+        self.model.tensorboard_log = tensorboard_log
+
+    # -- training
+    def train(
+        self,
+        env_or_config: Any,
+        total_timesteps: int,
+        seed: int,
+        tensorboard_log: str | None = None,
+    ) -> SB3Agent:
+        """Learn with SB3 for ``total_timesteps`` user-steps (summed over sessions).
+
+        Args:
+            env_or_config: an :class:`SB3RecVecEnv`, a :class:`simenv.RecVectorEnv`, a
+                :class:`simenv.WorldConfig` or a preset name (the last two get ``n_envs``
+                sessions). Its shape must match the agent's spec.
+            total_timesteps: user-steps to learn from, >= 1.
+            seed: seeds SB3 (torch, its samplers) and rebuilds the world from it, so the
+                same seed gives the same model.
+            tensorboard_log: a directory for TensorBoard logs (needs ``tensorboard``,
+                the ``bubblegym[tensorboard]`` extra); None = no logging.
+
+        Returns:
+            ``self``, trained (a second call continues training).
+        """
+        _check_number("total_timesteps", total_timesteps, 1, integer=True)
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+            raise AgentError(f"seed must be an integer; got {seed!r}")
+        if tensorboard_log is not None and importlib.util.find_spec("tensorboard") is None:
+            raise ImportError("tensorboard_log needs the tensorboard package: pip install 'bubblegym[tensorboard]'")
+        vec = as_sb3_vec_env(env_or_config, self._params["n_envs"], self.discrete)
+        world = WorldSpec.from_config(vec.config)
+        if world != self.spec:
+            raise AgentError(f"{self.name}: the environment's shape {world} differs from the agent's spec {self.spec}")
+        torch.manual_seed(int(seed))
+        if self.trained:
+            self._attach(vec, tensorboard_log)
+            self.model.set_random_seed(int(seed))
+        else:
+            self.model = self._build(vec, int(seed), tensorboard_log)
+        self.model.learn(total_timesteps=int(total_timesteps), reset_num_timesteps=not self.trained)
+        self.trained = True
+        done = self.training.get("total_timesteps", 0)
+        self.training = {"total_timesteps": done + int(total_timesteps), "seed": int(seed)}
+        return self
+
+    # -- serving
+    def _obs_tensor(self, obs: Observation) -> torch.Tensor:
+        return torch.as_tensor(flatten_observation(obs))
+
+    def _probabilities(self, obs: Observation) -> np.ndarray:
+        """(B, k, C) slot categoricals of the policy."""
+        policy = self.ensure_model().policy
+        with torch.no_grad():
+            dist = policy.get_distribution(self._obs_tensor(obs)).distribution
+        parts = dist if isinstance(dist, list) else [dist]
+        return np.stack([part.probs.numpy() for part in parts], axis=1)
+
+    def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
+        """Slates from the policy's slot categoricals, sampled without replacement, with
+        exact propensities (see the module docstring)."""
+        slates, props, greedy = slot_sample_without_replacement(self._probabilities(obs), rng)
+        return Decision(slates=slates, propensities=props, explored=(slates != greedy).any(axis=1))
+
+    # -- persistence
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the SB3 model as its zip bytes (no environment, no logger)."""
+        state = dict(self.__dict__)
+        model = state.pop("model")
+        if model is not None:
+            buffer = io.BytesIO()
+            model.save(buffer)
+            state["_model_zip"] = buffer.getvalue()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        blob = state.pop("_model_zip", None)
+        self.__dict__.update(state)
+        self.model = None if blob is None else self.algorithm.load(io.BytesIO(blob), device="cpu")
+
+    @staticmethod
+    def _paths(path: str | Path) -> tuple[Path, Path]:
+        p = Path(path)
+        zip_path = p if p.suffix == ".zip" else p.with_name(p.name + ".zip")
+        return zip_path, zip_path.with_suffix(".json")
+
+    def save(self, path: str | Path) -> None:
+        """Write the SB3 model to ``path`` (``.zip`` added if missing) and the agent's
+        name, hyper-parameters, spec and training record to the sibling ``.json``."""
+        zip_path, json_path = self._paths(path)
+        with open(zip_path, "wb") as f:
+            self.ensure_model().save(f)
+        meta = {
+            "agent": self.name,
+            "params": self._params,
+            "spec": dataclasses.asdict(self.spec),
+            "trained": self.trained,
+            "training": self.training,
+        }
+        json_path.write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> SB3Agent:
+        """Read an agent written by :meth:`save` (from the ``.zip`` or its base path)."""
+        zip_path, json_path = cls._paths(path)
+        meta = json.loads(json_path.read_text())
+        klass = agent_class(meta["agent"])
+        if not issubclass(klass, cls):
+            raise TypeError(f"{json_path} holds a {klass.__name__}, not a {cls.__name__}")
+        agent = klass(WorldSpec(**meta["spec"]), **meta["params"])
+        with open(zip_path, "rb") as f:
+            agent.model = klass.algorithm.load(f, device="cpu")
+        agent.trained = bool(meta["trained"])
+        agent.training = dict(meta["training"])
+        return agent
+
+
+@register
+class PPOAgent(SB3Agent):
+    """Proximal policy optimisation (Schulman et al. 2017) over ``MultiDiscrete`` slates.
+
+    Hyper-parameters are SB3's PPO arguments with small defaults (16 sessions x 32 steps
+    per update, a high learning rate) that train in seconds on one CPU thread. ``gamma``
+    defaults to a short horizon (0.5: most of a slate's reward is immediate, and a short
+    horizon learns fastest); raise it to weigh satiation, budget and churn effects.
+    """
+
+    name = "ppo"
+    algorithm = PPO
+
+    def __init__(
+        self,
+        spec: WorldSpec,
+        *,
+        n_envs: int = 16,
+        learning_rate: float = 3e-3,
+        n_steps: int = 32,
+        batch_size: int = 128,
+        n_epochs: int = 4,
+        gamma: float = 0.5,
+        gae_lambda: float = 0.9,
+        clip_range: float = 0.2,
+        ent_coef: float = 0.0,
+        net_arch: tuple[int, ...] = (64, 64),
+    ) -> None:
+        o = "ppo"
+        _check_number(f"{o}.n_envs", n_envs, 1, integer=True)
+        _check_number(f"{o}.learning_rate", learning_rate, 0)
+        _check_number(f"{o}.n_steps", n_steps, 1, integer=True)
+        _check_number(f"{o}.batch_size", batch_size, 2, integer=True)
+        _check_number(f"{o}.n_epochs", n_epochs, 1, integer=True)
+        _check_number(f"{o}.gamma", gamma, 0, 1)
+        _check_number(f"{o}.gae_lambda", gae_lambda, 0, 1)
+        _check_number(f"{o}.clip_range", clip_range, 0)
+        _check_number(f"{o}.ent_coef", ent_coef, 0)
+        super().__init__(
+            spec,
+            n_envs=n_envs,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            batch_size=batch_size,
+            n_epochs=n_epochs,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            clip_range=clip_range,
+            ent_coef=ent_coef,
+            net_arch=_check_net_arch(o, net_arch),
+        )
+
+
+@register
+class A2CAgent(SB3Agent):
+    """Advantage actor-critic (Mnih et al. 2016, synchronous) over ``MultiDiscrete`` slates."""
+
+    name = "a2c"
+    algorithm = A2C
+
+    def __init__(
+        self,
+        spec: WorldSpec,
+        *,
+        n_envs: int = 16,
+        learning_rate: float = 7e-4,
+        n_steps: int = 8,
+        gamma: float = 0.5,
+        gae_lambda: float = 1.0,
+        ent_coef: float = 0.0,
+        net_arch: tuple[int, ...] = (64, 64),
+    ) -> None:
+        o = "a2c"
+        _check_number(f"{o}.n_envs", n_envs, 1, integer=True)
+        _check_number(f"{o}.learning_rate", learning_rate, 0)
+        _check_number(f"{o}.n_steps", n_steps, 1, integer=True)
+        _check_number(f"{o}.gamma", gamma, 0, 1)
+        _check_number(f"{o}.gae_lambda", gae_lambda, 0, 1)
+        _check_number(f"{o}.ent_coef", ent_coef, 0)
+        super().__init__(
+            spec,
+            n_envs=n_envs,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            ent_coef=ent_coef,
+            net_arch=_check_net_arch(o, net_arch),
+        )
+
+
+@register
+class DQNAgent(SB3Agent):
+    """Deep Q-network (Mnih et al. 2015) for single-item slates (``slate_size`` 1).
+
+    Acts epsilon-greedily on its Q-values with ``exploration_final_eps``: propensity
+    ``(1 - eps) [greedy] + eps / C`` (see :func:`agents.slates.epsilon_greedy_slates`).
+    """
+
+    name = "dqn"
+    algorithm = DQN
+    discrete = True
+
+    def __init__(
+        self,
+        spec: WorldSpec,
+        *,
+        n_envs: int = 16,
+        learning_rate: float = 1e-3,
+        buffer_size: int = 20_000,
+        learning_starts: int = 256,
+        batch_size: int = 64,
+        gamma: float = 0.5,
+        train_freq: int = 1,
+        gradient_steps: int = 1,
+        target_update_interval: int = 256,
+        exploration_fraction: float = 0.3,
+        exploration_final_eps: float = 0.05,
+        net_arch: tuple[int, ...] = (64, 64),
+    ) -> None:
+        if spec.slate_size != 1:
+            raise AgentError(
+                f"dqn needs slate_size 1 (a Discrete(C) action); got slate_size={spec.slate_size}. "
+                "Use ppo or a2c for slates."
+            )
+        o = "dqn"
+        _check_number(f"{o}.n_envs", n_envs, 1, integer=True)
+        _check_number(f"{o}.learning_rate", learning_rate, 0)
+        _check_number(f"{o}.buffer_size", buffer_size, 1, integer=True)
+        _check_number(f"{o}.learning_starts", learning_starts, 0, integer=True)
+        _check_number(f"{o}.batch_size", batch_size, 1, integer=True)
+        _check_number(f"{o}.gamma", gamma, 0, 1)
+        _check_number(f"{o}.train_freq", train_freq, 1, integer=True)
+        _check_number(f"{o}.gradient_steps", gradient_steps, 1, integer=True)
+        _check_number(f"{o}.target_update_interval", target_update_interval, 1, integer=True)
+        _check_number(f"{o}.exploration_fraction", exploration_fraction, 0, 1)
+        _check_number(f"{o}.exploration_final_eps", exploration_final_eps, 0, 1)
+        super().__init__(
+            spec,
+            n_envs=n_envs,
+            learning_rate=learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            target_update_interval=target_update_interval,
+            exploration_fraction=exploration_fraction,
+            exploration_final_eps=exploration_final_eps,
+            net_arch=_check_net_arch(o, net_arch),
+        )
+
+    def q_values(self, obs: Observation) -> np.ndarray:
+        """(B, C) float64 Q-values of the candidates."""
+        policy = self.ensure_model().policy
+        with torch.no_grad():
+            return policy.q_net(self._obs_tensor(obs)).numpy().astype(np.float64)
+
+    def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
+        return epsilon_greedy_slates(self.q_values(obs), 1, self._params["exploration_final_eps"], rng)

@@ -1,0 +1,284 @@
+"""stable-baselines3 integration: flat env wrapper, batched VecEnv adapter, SB3 agents."""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from stable_baselines3.common.vec_env import VecCheckNan, VecMonitor
+
+from agents import AgentError, make_agent, rollout
+from agents.deep_rl import SB3Agent, SB3RecVecEnv, slot_sample_without_replacement
+from simenv import ENV_IDS, ConfigError, RecEnv, RecVectorEnv, WorldSpec, get_preset, with_overrides
+from simenv.wrappers import FlatRecEnv, flatten_observation, make_sb3_env
+
+SMALL = {"n_candidates": 10, "slate_size": 2, "catalog": {"n_items": 200, "dim": 4}, "users": {"observed_dims": 4}}
+"""A small world: C = 10, k = 2, d = 4 (a 85-feature flat observation)."""
+
+LEARNABLE = {
+    "n_candidates": 10,
+    "slate_size": 2,
+    "catalog": {"dim": 4, "quality_std": 1.0},
+    "users": {"observed_dims": 4},
+}
+"""A small world where item quality matters (quality_std 1): learnable in seconds."""
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def small_config(**extra):
+    return with_overrides(with_overrides(get_preset("default"), SMALL), extra or None)
+
+
+# ---------------------------------------------------------------------------- wrapper
+
+
+@pytest.mark.parametrize("discrete", [False, True], ids=["multidiscrete", "discrete"])
+@pytest.mark.parametrize("preset", sorted(ENV_IDS))
+def test_flat_env_passes_both_checkers_without_warnings(preset, discrete):
+    env = make_sb3_env(preset, {"slate_size": 1} if discrete else None, discrete=discrete)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gym_check_env(env)
+        sb3_check_env(env, warn=True)
+
+
+def test_flat_observation_is_user_then_candidates_without_ids():
+    config = small_config()
+    flat, inner = FlatRecEnv(config=config), RecEnv(config=config)
+    obs, _ = flat.reset(seed=3)
+    ref, _ = inner.reset(seed=3)
+    f_u = ref["user"].shape[0]
+    assert obs.dtype == np.float32 and obs.shape == (f_u + 10 * ref["candidates"].shape[1],)
+    np.testing.assert_array_equal(obs[:f_u], ref["user"])
+    np.testing.assert_array_equal(obs[f_u:].reshape(10, -1), ref["candidates"])
+    action = np.array([4, 7])
+    obs, reward, *_ = flat.step(action)
+    ref, ref_reward, *_ = inner.step(action)
+    assert reward == ref_reward
+    np.testing.assert_array_equal(obs, flatten_observation(ref))
+
+
+def test_discrete_actions_need_slate_size_one():
+    with pytest.raises(ConfigError, match=r"slate_size 1.*slate_size=2"):
+        make_sb3_env("default", {"slate_size": 2}, discrete=True)
+    env = make_sb3_env("default", {"slate_size": 1, "n_candidates": 10}, discrete=True)
+    assert env.action_space.n == 10
+
+
+# ---------------------------------------------------------------------------- VecEnv adapter
+
+
+def twin_envs(n, **extra):
+    config = small_config(**extra)
+    return SB3RecVecEnv(RecVectorEnv(n, config=config)), RecVectorEnv(n, config=config)
+
+
+def test_vec_env_matches_the_world_and_reset_seed_is_reproducible():
+    vec, ref = twin_envs(8)
+    vec.seed(11)
+    obs = vec.reset()
+    ref_obs, _ = ref.reset(seed=11)
+    assert obs.shape == (8, vec.observation_space.shape[0]) and obs.dtype == np.float32
+    assert all(vec.observation_space.contains(row) for row in obs)
+    np.testing.assert_array_equal(obs, flatten_observation(ref_obs))
+    actions = np.random.default_rng(0).integers(0, 10, (5, 8, 2))
+    for a in actions:
+        obs, reward, _, infos = vec.step(a)
+        ref_obs, ref_reward, *_ = ref.step(a)
+        np.testing.assert_array_equal(obs, flatten_observation(ref_obs))
+        np.testing.assert_array_equal(reward, ref_reward)
+        assert len(infos) == 8 and all(isinstance(i, dict) for i in infos)
+    vec.seed(11)
+    np.testing.assert_array_equal(vec.reset(), flatten_observation(ref.reset(seed=11)[0]))
+
+
+@pytest.mark.parametrize(
+    ("extra", "truncated"),
+    [
+        # budget 2, no restore: every session is terminated after its second step
+        ({"users": {"budget_mean": 2.0, "budget_std": 0.0}, "dynamics": {"budget_restore": 0.0}}, False),
+        # a large budget and max_steps 3: every session is truncated after its third step
+        ({"users": {"budget_mean": 1e6, "max_steps": 3}}, True),
+    ],
+    ids=["terminated", "truncated"],
+)
+def test_ended_sessions_carry_terminal_observation_and_time_limit_flag(extra, truncated):
+    vec, ref = twin_envs(6, **extra)
+    vec.seed(5)
+    vec.reset()
+    ref.reset(seed=5)
+    length = 3 if truncated else 2
+    rewards = np.zeros(6)
+    for t in range(length):
+        action = np.tile([t % 10, (t + 1) % 10], (6, 1))
+        obs, reward, done, infos = vec.step(action)
+        ref_obs, *_, ref_info = ref.step(action)
+        rewards += reward
+        if t < length - 1:
+            assert not done.any() and all(info == {} for info in infos)
+    assert done.all()
+    final = flatten_observation(ref_info["final_obs"])
+    for i, info in enumerate(infos):
+        np.testing.assert_array_equal(info["terminal_observation"], final[i])
+        assert info["TimeLimit.truncated"] is truncated
+        assert info["episode"]["l"] == length
+        assert info["episode"]["r"] == pytest.approx(rewards[i], rel=1e-5)
+    # the returned observation is already the next session's first one
+    np.testing.assert_array_equal(obs, flatten_observation(ref_obs))
+    assert not np.array_equal(obs, final)
+
+
+def test_vec_env_works_under_sb3_vec_wrappers():
+    vec, _ = twin_envs(4)
+    wrapped = VecMonitor(VecCheckNan(vec, raise_exception=True))
+    wrapped.seed(0)
+    obs = wrapped.reset()
+    for _ in range(3):
+        obs, *_ = wrapped.step(np.zeros((4, 2), dtype=np.int64))
+    assert obs.shape == (4, vec.observation_space.shape[0])
+    assert wrapped.get_attr("num_envs") == [4] * 4
+    assert wrapped.env_is_wrapped(VecMonitor) == [False] * 4
+
+
+# ---------------------------------------------------------------------------- sampling law
+
+
+def test_slot_sampling_without_replacement_reports_exact_propensities():
+    # k = 2, C = 3: slot 0 draws from pi_0, slot 1 from pi_1 restricted to the other two.
+    pi = np.array([[0.5, 0.3, 0.2], [0.6, 0.1, 0.3]])
+    exact = {
+        (a0, a1): pi[0, a0] * pi[1, a1] / (1.0 - pi[1, a0])
+        for a0, a1 in itertools.product(range(3), repeat=2)
+        if a0 != a1
+    }
+    assert exact[(0, 1)] == pytest.approx(0.5 * 0.1 / 0.4)
+    assert sum(exact.values()) == pytest.approx(1.0)
+    probs = np.broadcast_to(pi, (20_000, 2, 3))
+    slates, props, greedy = slot_sample_without_replacement(probs, np.random.default_rng(0))
+    joint = props.prod(axis=1)
+    for i in range(50):
+        assert joint[i] == pytest.approx(exact[tuple(slates[i])])
+    np.testing.assert_array_equal(greedy[0], [0, 2])  # modes (0, 0): slot 1 takes its best free one
+    served, counts = np.unique(slates, axis=0, return_counts=True)
+    assert len(served) == len(exact)
+    for slate, count in zip(served, counts, strict=True):
+        assert count / len(slates) == pytest.approx(exact[tuple(slate)], abs=0.01)
+
+
+def test_slot_whose_mass_is_all_used_falls_back_to_uniform():
+    pi = np.array([[[1.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]]])
+    slates, props, _ = slot_sample_without_replacement(np.repeat(pi, 300, axis=0), np.random.default_rng(1))
+    assert (slates[:, 0] == 0).all() and (slates[:, 1] != 0).all()
+    np.testing.assert_allclose(props, np.tile([1.0, 1 / 3], (300, 1)))
+
+
+# ---------------------------------------------------------------------------- agents
+
+
+def test_bad_hyper_parameters_and_dqn_slates_raise_named_errors():
+    spec = WorldSpec.from_config(small_config())
+    with pytest.raises(AgentError, match=r"ppo\.learning_rate.*-1"):
+        make_agent("ppo", spec, learning_rate=-1)
+    with pytest.raises(AgentError, match=r"a2c\.net_arch"):
+        make_agent("a2c", spec, net_arch=())
+    with pytest.raises(AgentError, match=r"dqn needs slate_size 1.*slate_size=2"):
+        make_agent("dqn", spec)
+    agent = make_agent("ppo", spec)
+    with pytest.raises(AgentError, match="differs from the agent's spec"):
+        agent.train(with_overrides(small_config(), {"n_candidates": 12}), 64, seed=0)
+
+
+def decisions(agent, config, seed=7, n=16):
+    env = RecVectorEnv(n, config=config)
+    obs, _ = env.reset(seed=seed)
+    return agent.act(obs, np.random.default_rng(seed))
+
+
+def test_same_seed_same_model_and_decisions():
+    config = small_config()
+    spec = WorldSpec.from_config(config)
+    runs = [make_agent("ppo", spec, n_envs=8, n_steps=16).train(config, 256, seed=s) for s in (3, 3, 4)]
+    same = [decisions(a, config) for a in runs]
+    np.testing.assert_array_equal(same[0].slates, same[1].slates)
+    np.testing.assert_array_equal(same[0].propensities, same[1].propensities)
+    assert not np.array_equal(same[0].propensities, same[2].propensities)
+    d = same[0]
+    assert d.slates.shape == (16, 2) and (d.slates[:, 0] != d.slates[:, 1]).all()
+    assert ((d.propensities > 0) & (d.propensities <= 1)).all()
+
+
+@pytest.mark.parametrize("name", ["ppo", "a2c"])
+def test_save_load_and_pickle_make_the_same_decisions(name, tmp_path):
+    config = small_config()
+    extra = {"batch_size": 64} if name == "ppo" else {}
+    agent = make_agent(name, WorldSpec.from_config(config), n_envs=8, n_steps=8, **extra).train(config, 128, seed=1)
+    agent.save(tmp_path / "model")
+    assert (tmp_path / "model.zip").exists() and (tmp_path / "model.json").exists()
+    loaded = SB3Agent.load(tmp_path / "model.zip")
+    pickled = pickle.loads(pickle.dumps(agent))
+    want = decisions(agent, config)
+    for other in (loaded, pickled):
+        assert other.params == agent.params and other.trained
+        got = decisions(other, config)
+        np.testing.assert_array_equal(got.slates, want.slates)
+        np.testing.assert_array_equal(got.propensities, want.propensities)
+        np.testing.assert_array_equal(got.explored, want.explored)
+
+
+def test_training_continues_on_another_env_and_logs_to_tensorboard(tmp_path):
+    config = small_config()
+    agent = make_agent("a2c", WorldSpec.from_config(config), n_envs=8)
+    before = decisions(agent, config)  # an untrained policy can act (and be saved)
+    assert before.slates.shape == (16, 2) and not agent.trained
+    agent.train(config, 128, seed=0)
+    # 4 sessions instead of 8 and other observation bounds: the model is re-attached
+    other = with_overrides(config, {"users": {"observation_noise": 0.5}})
+    agent.train(RecVectorEnv(4, config=other), 128, seed=1, tensorboard_log=str(tmp_path))
+    assert agent.model.n_envs == 4 and agent.model.num_timesteps >= 256
+    assert agent.training == {"total_timesteps": 256, "seed": 1}
+    assert any(tmp_path.iterdir())
+
+
+def test_dqn_trains_on_single_item_slates_and_acts_epsilon_greedily():
+    config = small_config(slate_size=1)
+    spec = WorldSpec.from_config(config)
+    agent = make_agent("dqn", spec, n_envs=8, learning_starts=64, exploration_final_eps=0.2)
+    agent.train(config, 1024, seed=0)
+    assert agent.model.num_timesteps >= 1024
+    env = RecVectorEnv(64, config=config)
+    trajectory = rollout(agent, env, 5, np.random.default_rng(0), seed=2, learn=False)
+    slates, props = trajectory.records["slate"], trajectory.records["propensity"]
+    explored = trajectory.records["explored"]
+    assert slates.shape == (5, 64, 1)
+    # epsilon-greedy law: greedy item (1 - eps) + eps / C, any other eps / C
+    np.testing.assert_allclose(props[~explored], 0.8 + 0.2 / 10)
+    np.testing.assert_allclose(props[explored], 0.2 / 10)
+    assert 0.05 < explored.mean() < 0.4
+
+
+@pytest.mark.slow
+def test_ppo_beats_random_engagement_over_seeds():
+    config = with_overrides(get_preset("default"), LEARNABLE)
+    spec = WorldSpec.from_config(config)
+    env = RecVectorEnv(16, config=config)
+
+    def engagement(agent):
+        return rollout(agent, env, 100, np.random.default_rng(0), seed=5, learn=False).records["reward"].mean()
+
+    random_engagement = engagement(make_agent("random", spec))
+    for seed in range(3):
+        agent = make_agent("ppo", spec).train(config, 8192, seed=seed)
+        assert engagement(agent) > random_engagement + 0.1, f"seed {seed}"
