@@ -66,6 +66,7 @@ def make_agent(name: str, spec: WorldSpec, **params: Any) -> Agent:
 def _load_builtin() -> None:
     """Import the modules that register the built-in agents."""
     import agents.baselines  # noqa: F401
+
     for optional in ("agents.bandits", "agents.vw", "agents.deep_rl", "agents.recsys", "agents.slateq"):
         try:
             __import__(optional)

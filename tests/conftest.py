@@ -1,6 +1,17 @@
-"""Shared fixtures for the simulated-world tests: random slates and deep equality."""
+"""Shared fixtures for the simulated-world tests: random slates and deep equality.
+
+Each pytest-xdist worker runs single-threaded BLAS and torch: on a 2-core machine two
+workers with multithreaded BLAS fight over the cores and small matrix products get 3-4x
+slower.
+"""
 
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 from collections.abc import Callable, Mapping
 from typing import Any

@@ -1,0 +1,808 @@
+"""Linear contextual bandits in numpy, batched over users.
+
+Registered agents (all share one feature map, :class:`FeatureMap`):
+
+* ``linear_egreedy``: epsilon-greedy over a ridge regression of reward (Sutton & Barto 2018, ch. 2).
+* ``linucb``: LinUCB with "disjoint" formulas (Li et al. 2010, Alg. 1) over one shared
+  parameter vector. The *arms* are the C candidates of each user-step; they are described
+  by the joint (user, item) context ``x = phi(user, item)``, so one model serves every arm
+  and every user (items come and go, so per-item models would rarely see data).
+* ``linucb_hybrid``: hybrid LinUCB (Li et al. 2010, Alg. 2). Shared features ``z = phi(user, item)``
+  with parameters beta common to all, plus per-*user* parameters theta_a on the item
+  embedding ``x = e``: here an "arm" of Li et al. is a user slot ``user_id % user_slots``, so
+  the per-arm part learns each returning user's latent interest (collisions share a slot).
+* ``lints``: linear Thompson sampling (Agrawal & Goyal 2013), theta ~ N(theta_hat, v^2 A^-1).
+* ``discounted_linucb``: D-LinUCB for non-stationary worlds (Russac, Vernade & Cappé 2019),
+  exponential forgetting with factor gamma per environment step.
+* ``dp_linucb``: LinUCB on differentially private statistics (Shariff & Sheffet 2018): the
+  Gram matrix of ``[x, r]`` is released through the tree-based (binary) mechanism with
+  Gaussian noise calibrated to (epsilon, delta), see :class:`PrivateRidge`.
+
+Learning signal (all agents): every shown item is one regression row; the clicked item has
+the observed reward (minutes watched, or 1 for a click), the shown-but-not-clicked items
+reward 0. The model therefore estimates the expected reward an item brings when shown in a
+slate, which is what ranking needs, and gets k rows per decision instead of one.
+
+Slates and propensities: candidates are ranked by their score (UCB, sampled or mean) and the
+top k served, best first. The UCB agents are deterministic given the observation, so every
+propensity is 1 and a decision counts as explored when its slate differs from the top-k by
+the mean prediction (the width changed the slate). Epsilon-greedy explores per slot with exact
+propensities; LinTS estimates its propensities by Monte Carlo (see :class:`LinTS`).
+``predicted`` is the model's mean reward of each served item (minutes, in an engagement world).
+Serving never builds the (B, C, D) context tensor: for a fixed user the map is linear in the
+item features, ``x = T_b [v, 1]``, so means and widths are computed in the (F_i + 1)-dimensional
+item space with per-user ``T_b^T theta`` and ``T_b^T M T_b`` (:class:`Projected`), in float32
+(the statistics stay float64).
+
+Shared statistics: a batch of B users adds B k rows at once. For the shared model
+``A += X^T X`` is one matrix product and ``A^-1`` is refreshed once per step with a Cholesky
+factorisation of the small D x D matrix (D = :attr:`FeatureMap.dim`, 28 on the default
+world): its cost O(D^3) is independent of B, whereas Woodbury would factor a (B k) x (B k)
+matrix and sequential Sherman-Morrison would take B k rank-one O(D^2) steps in a Python loop.
+Per-user statistics of ``linucb_hybrid`` get k rank-one Sherman-Morrison updates per step,
+each batched over all users (no matrix inversion).
+
+Determinism: all randomness comes from the ``rng`` passed to :meth:`act`, except the noise of
+``dp_linucb``'s mechanism, which uses its own generator seeded by its ``seed`` parameter.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve, solve_triangular
+
+from agents.base import Agent, Decision, Feedback, Observation
+from agents.registry import AgentError, register
+from agents.slates import epsilon_greedy_slates, greedy_slates
+from simenv import WorldSpec
+
+# ---------------------------------------------------------------------------- validation
+
+
+def _check_number(
+    agent: str,
+    name: str,
+    value: Any,
+    lo: float,
+    hi: float = math.inf,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    integer: bool = False,
+) -> None:
+    """Raise :class:`AgentError` naming ``agent.name``, the allowed range and ``value``."""
+    kind = "an integer" if integer else "a number"
+    allowed = f"{kind} in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+    if integer:
+        ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value)
+    if ok:
+        ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if not ok:
+        raise AgentError(f"{agent}.{name} must be {allowed}; got {value!r}")
+
+
+# ---------------------------------------------------------------------------- features
+
+
+@dataclass(frozen=True)
+class FeatureMap:
+    """The context vector of a (user, candidate) pair, for a linear model of reward.
+
+    The world's utility is ``theta . e + alpha q - gamma s[c]`` and the observed user
+    features start with ``o = observed_dims`` noisy coordinates ``u ~ theta[:o]``. The map is
+
+    ``phi(user, item) = [u_1 e_1, ..., u_o e_o,  e_1, ..., e_d,  q, l / l_mean, fresh,  1]``
+
+    * ``u * e[:o]`` (elementwise, o columns): the observed part of the affinity theta . e; a
+      weight near 1 per column recovers ``theta[:o] . e[:o]`` up to the observation noise;
+    * the item features (the embedding: what the population likes on average; quality,
+      length and freshness);
+    * a bias.
+
+    D = o + F_i + 1 columns (F_i = d + 3 item features); 28 on the default world. The
+    unobserved part of theta is left to per-user parameters (``linucb_hybrid``).
+
+    Attributes:
+        observed_dims: o, recovered from the spec as ``user_dim - n_topics - 1``.
+        item_dim: F_i. embedding_dim: d.
+    """
+
+    observed_dims: int
+    item_dim: int
+    embedding_dim: int
+
+    @classmethod
+    def from_spec(cls, spec: WorldSpec) -> FeatureMap:
+        observed = spec.user_dim - spec.n_topics - 1
+        if not 0 <= observed <= spec.embedding_dim:
+            raise AgentError(
+                f"spec.user_dim must be observed_dims + n_topics + 1 with observed_dims in "
+                f"[0, {spec.embedding_dim}]; got user_dim {spec.user_dim}, n_topics {spec.n_topics}"
+            )
+        return cls(observed_dims=observed, item_dim=spec.item_dim, embedding_dim=spec.embedding_dim)
+
+    @property
+    def dim(self) -> int:
+        """D, the length of a context vector."""
+        return self.observed_dims + self.item_dim + 1
+
+    def __call__(self, user: np.ndarray, items: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+        """Context vectors.
+
+        Args:
+            user: (B, F_u) observed user features.
+            items: (B, n, F_i) item features (n candidates, or the k served items).
+            dtype: of the result (learning uses float64).
+
+        Returns:
+            (B, n, D) array of ``dtype``.
+        """
+        o, f = self.observed_dims, self.item_dim
+        b, n, _ = items.shape
+        x = np.empty((b, n, self.dim), dtype=dtype)
+        np.multiply(items[:, :, :o], user[:, None, :o], out=x[:, :, :o])
+        x[:, :, o : o + f] = items
+        x[:, :, -1] = 1.0
+        return x
+
+
+@dataclass(frozen=True)
+class Projected:
+    """Contexts ``x_bc = phi(user_b, item_c)`` of B users' C candidates, kept factored.
+
+    For a fixed user the map is linear in the item features: ``x = T_b [v, 1]`` with
+    ``T_b = diag(s_b) S``, ``s_b = [u_b[:o], 1, ..., 1]`` (D,) and S the fixed (D, F + 1)
+    0/1 matrix sending row d to column d (cross features) or d - o (item features, bias).
+    So ``x . theta = [v, 1] . T_b^T theta`` and ``x^T M x = [v, 1]^T (T_b^T M T_b) [v, 1]``:
+    scores are computed in the (F + 1)-dimensional item space and the (B, C, D) context
+    tensor is never built. ``S^T y`` ("fold") adds the o cross entries onto the first o.
+
+    Attributes:
+        items: (B, C, F) float32 candidate features v. row_scale: (B, D) float32 s_b.
+        observed: o. scale: optional (B, C) per-context factor an agent applies to its scores.
+    """
+
+    items: np.ndarray
+    row_scale: np.ndarray
+    observed: int
+    scale: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, features: FeatureMap, obs: Observation) -> Projected:
+        o, user = features.observed_dims, obs["user"]
+        row_scale = np.ones((len(user), features.dim), dtype=np.float32)
+        row_scale[:, :o] = user[:, :o]
+        return cls(items=obs["candidates"], row_scale=row_scale, observed=o)
+
+    def fold(self, y: np.ndarray) -> np.ndarray:
+        """``S^T y`` over the last axis: (..., D) -> (..., F + 1)."""
+        o = self.observed
+        out = y[..., o:].copy()
+        out[..., :o] += y[..., :o]
+        return out
+
+    def linear(self, theta: np.ndarray) -> np.ndarray:
+        """``x . theta`` for theta (D,) -> (B, C), or per user and draw theta (B, n, D) -> (B, n, C)."""
+        f = self.items.shape[-1]
+        theta = theta.astype(np.float32)
+        if theta.ndim == 1:
+            w = self.fold(theta * self.row_scale)  # (B, F + 1) = T_b^T theta
+            return np.matvec(self.items, w[:, :f]) + w[:, f:]
+        w = self.fold(theta * self.row_scale[:, None, :])  # (B, n, F + 1)
+        return w[:, :, :f] @ self.items.transpose(0, 2, 1) + w[:, :, f:]
+
+    def squared_norm(self) -> np.ndarray:
+        """(B, C) ``|x|^2``: T_b^T T_b is diagonal (one non-zero per row of T_b)."""
+        diag = self.fold(np.square(self.row_scale))  # (B, F + 1)
+        f = self.items.shape[-1]
+        return np.matvec(np.square(self.items), diag[:, :f]) + diag[:, f:]
+
+    def gram(self, matrix: np.ndarray) -> np.ndarray:
+        """(B, F + 1, F + 1) ``T_b^T M T_b`` for a symmetric M (D, D) (two batched products:
+        faster in numpy than folding the (B, D, D) array ``M * s_b s_b^T``)."""
+        jac = self.jacobian()
+        return jac.transpose(0, 2, 1) @ (matrix.astype(np.float32) @ jac)
+
+    def jacobian(self) -> np.ndarray:
+        """(B, D, F + 1) the maps T_b written out."""
+        b, dim = self.row_scale.shape
+        o, f = self.observed, self.items.shape[-1]
+        jac = np.zeros((b, dim, f + 1), dtype=np.float32)
+        jac[:, np.arange(dim), np.r_[np.arange(o), np.arange(f + 1)]] = self.row_scale
+        return jac
+
+    def quadratic(self, gram: np.ndarray) -> np.ndarray:
+        """(B, C) ``[v, 1]^T N_b [v, 1]`` for per-user symmetric N (B, F + 1, F + 1), e.g. :meth:`gram`."""
+        f = self.items.shape[-1]
+        v = self.items
+        q = np.vecdot(v @ gram[:, :f, :f], v)
+        q += 2.0 * np.matvec(v, gram[:, :f, f])
+        q += gram[:, f, f][:, None]
+        return q
+
+
+def served_rows(obs: Observation, decision: Decision, feedback: Feedback) -> tuple[np.ndarray, np.ndarray]:
+    """Served items and their regression targets.
+
+    Returns:
+        ``(items, rewards)``: (B, k, F_i) features of the served items, in slate order, and
+        (B, k) targets: the reward at the clicked position, 0 elsewhere (no click: all 0).
+    """
+    slates = decision.slates
+    b, k = slates.shape
+    rows = np.arange(b)
+    items = obs["candidates"][rows[:, None], slates]
+    rewards = np.zeros((b, k), dtype=np.float64)
+    clicked = np.flatnonzero(feedback.clicks >= 0)
+    rewards[clicked, feedback.clicks[clicked]] = feedback.rewards[clicked]
+    return items, rewards
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+def _spd_inverse(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric positive-definite matrix through its Cholesky factor."""
+    factor = cho_factor(matrix, lower=True, check_finite=False)
+    inverse = cho_solve(factor, np.eye(len(matrix)), check_finite=False)
+    return (inverse + inverse.T) / 2.0
+
+
+class Ridge:
+    """Ridge regression statistics of a linear reward model (Li et al. 2010, Alg. 1):
+    ``A = lam I + sum x x^T`` (D, D), ``b = sum r x`` (D,), ``theta = A^-1 b``.
+
+    :meth:`add` takes a whole batch of rows; ``A^-1`` is refreshed once per call by a
+    Cholesky factorisation (see the module docstring for why).
+    """
+
+    def __init__(self, dim: int, lam: float) -> None:
+        self.lam = lam
+        self.A = lam * np.eye(dim)
+        self.b = np.zeros(dim)
+        self.A_inv = np.eye(dim) / lam
+        self.theta = np.zeros(dim)
+        self.n_rows = 0
+        self.refresh()
+
+    def add(self, x: np.ndarray, r: np.ndarray) -> None:
+        """Add rows x (n, D) with targets r (n,)."""
+        self.A += x.T @ x
+        self.b += x.T @ r
+        self.n_rows += len(x)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute A^-1 and theta after A or b changed."""
+        self.A_inv = _spd_inverse(self.A)
+        self.theta = self.A_inv @ self.b
+
+    def width_matrix(self) -> np.ndarray:
+        """M such that the confidence width of x is ``sqrt(x^T M x)``: here ``A^-1``."""
+        return self.A_inv
+
+
+class DiscountedRidge(Ridge):
+    """Exponentially discounted ridge statistics (Russac et al. 2019, D-LinUCB).
+
+    With one discount per step t (a batch of rows X_t):
+    ``V_t = gamma V_{t-1} + X_t^T X_t + (1 - gamma) lam I`` (= sum_s gamma^(t-s) X_s^T X_s + lam I),
+    ``W_t = gamma^2 W_{t-1} + X_t^T X_t + (1 - gamma^2) lam I``, ``b_t = gamma b_{t-1} + X_t^T r_t``,
+    ``theta = V^-1 b`` and the width of x is ``sqrt(x^T V^-1 W V^-1 x)``.
+    """
+
+    def __init__(self, dim: int, lam: float, gamma: float) -> None:
+        self.gamma = gamma
+        self.W = lam * np.eye(dim)
+        super().__init__(dim, lam)
+
+    def add(self, x: np.ndarray, r: np.ndarray) -> None:
+        g, lam, eye = self.gamma, self.lam, np.eye(len(self.b))
+        gram = x.T @ x
+        self.A = g * self.A + gram + (1.0 - g) * lam * eye
+        self.W = g * g * self.W + gram + (1.0 - g * g) * lam * eye
+        self.b = g * self.b + x.T @ r
+        self.n_rows += len(x)
+        self.refresh()
+
+    def width_matrix(self) -> np.ndarray:
+        """``V^-1 W V^-1`` (D, D)."""
+        width = self.A_inv @ self.W @ self.A_inv
+        return (width + width.T) / 2.0
+
+
+def zcdp_rho(epsilon: float, delta: float) -> float:
+    """The zCDP budget rho whose conversion is (epsilon, delta)-DP (Bun & Steinke 2016, Prop. 1.3):
+    rho-zCDP implies (rho + 2 sqrt(rho ln(1/delta)), delta)-DP, solved for rho:
+    ``sqrt(rho) = sqrt(ln(1/delta) + epsilon) - sqrt(ln(1/delta))``. Valid for every epsilon > 0."""
+    log_inv = math.log(1.0 / delta)
+    return (math.sqrt(log_inv + epsilon) - math.sqrt(log_inv)) ** 2
+
+
+def symmetric_gaussian(dim: int, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """(dim, dim) symmetric matrix whose upper triangle (with diagonal) is i.i.d. N(0, sigma^2)."""
+    upper = np.triu(sigma * rng.standard_normal((dim, dim)))
+    return upper + np.triu(upper, 1).T
+
+
+class PrivateRidge(Ridge):
+    """Ridge statistics released with (epsilon, delta) differential privacy (Shariff & Sheffet 2018).
+
+    Privacy unit: one decision (event level, as one round in Shariff & Sheffet; neighbouring
+    histories add or remove one decision's feedback): the k rows
+    ``z_j = [x_j / feature_bound, r_j / reward_bound]`` it adds, with ``|x|`` clipped to
+    ``feature_bound`` and ``r`` to ``[0, reward_bound]``, so ``|z_j|^2 <= 2`` and the record's
+    Gram contribution ``sum_j z_j z_j^T`` has Frobenius norm at most ``Delta = 2 k``.
+
+    Mechanism: the augmented Gram matrix ``G = sum z z^T`` ((D+1) x (D+1), holding X^T X and
+    b = X^T r) is released after every step through the tree-based mechanism (Dwork et al.
+    2010; Chan, Shi & Song 2011), as in Shariff & Sheffet: each node of a binary tree over
+    ``horizon`` steps holds its partial sum plus symmetric Gaussian noise; a release adds the
+    at most m = ceil(log2(horizon + 1)) nodes covering the prefix. A record lies in one node
+    per level, so the L2 sensitivity of all node releases together is sqrt(m) Delta, and each
+    node's noise (i.i.d. on the upper triangle, whose L2 norm is at most the Frobenius norm,
+    mirrored) has ``sigma = sqrt(m) Delta / sqrt(2 rho)`` with rho from :func:`zcdp_rho`
+    (Gaussian mechanism in zCDP, Bun & Steinke 2016, Prop. 1.6 and Lemma 2.3). After
+    ``horizon`` steps the final release is kept and a new tree starts for the next block;
+    blocks hold disjoint records, so the guarantee stays (epsilon, delta).
+
+    Regularisation: Shariff & Sheffet shift the noisy Gram by a bound on the noise norm; we
+    instead project the noisy X^T X onto the positive semi-definite cone (eigenvalues clipped
+    at 0) and add lam I, which is post-processing and costs no privacy.
+    The model predicts the scaled reward r / reward_bound.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        lam: float,
+        *,
+        epsilon: float,
+        delta: float,
+        horizon: int,
+        rows_per_record: int,
+        feature_bound: float,
+        reward_bound: float,
+        seed: int,
+    ) -> None:
+        super().__init__(dim, lam)
+        self.feature_bound = feature_bound
+        self.reward_bound = reward_bound
+        self.horizon = horizon
+        self.levels = max(1, math.ceil(math.log2(horizon + 1)))
+        self.sensitivity = 2.0 * rows_per_record
+        self.sigma = math.sqrt(self.levels) * self.sensitivity / math.sqrt(2.0 * zcdp_rho(epsilon, delta))
+        self.rng = np.random.default_rng(seed)
+        self._released_base = np.zeros((dim + 1, dim + 1))
+        self._block = np.zeros((dim + 1, dim + 1))
+        self._noise = np.zeros((self.levels, dim + 1, dim + 1))
+        self._t = 0
+
+    def scale(self, x: np.ndarray) -> np.ndarray:
+        """Clip rows of x (..., D) to norm ``feature_bound`` and divide by it (norm <= 1)."""
+        norm = np.linalg.norm(x, axis=-1, keepdims=True)
+        return x / np.maximum(norm, self.feature_bound)
+
+    def add(self, x: np.ndarray, r: np.ndarray) -> None:
+        """Add raw rows x (n, D) and rewards r (n,) of one step; release the noisy statistics."""
+        z = np.concatenate([self.scale(x), np.clip(r / self.reward_bound, 0.0, 1.0)[:, None]], axis=1)
+        self._block += z.T @ z
+        self.n_rows += len(x)
+        self._t += 1
+        level = (self._t & -self._t).bit_length() - 1  # the new node's level: trailing zeros of t
+        self._noise[:level] = 0.0
+        self._noise[level] = symmetric_gaussian(len(z.T), self.sigma, self.rng)
+        released = self._released_base + self._block + self._noise.sum(axis=0)
+        if self._t == self.horizon:
+            self._released_base = released
+            self._block[:] = 0.0
+            self._noise[:] = 0.0
+            self._t = 0
+        self._set_from_release(released)
+
+    def _set_from_release(self, released: np.ndarray) -> None:
+        d = len(self.b)
+        gram = (released[:d, :d] + released[:d, :d].T) / 2.0
+        values, vectors = np.linalg.eigh(gram)
+        self.A = (vectors * np.maximum(values, 0.0)) @ vectors.T + self.lam * np.eye(d)
+        self.b = released[:d, d].copy()
+        self.refresh()
+
+
+# ---------------------------------------------------------------------------- agents
+
+
+class LinearBandit(Agent):
+    """Shared machinery: features, a ridge model, serving and learning from every shown item.
+
+    Subclasses implement :meth:`choose` (scores to a Decision). ``predicted`` in every
+    Decision is the model's mean reward x . theta of each served item (for a click-reward
+    world, a click probability; for engagement, expected minutes when shown).
+    """
+
+    def __init__(self, spec: WorldSpec, *, lam: float, **params: Any) -> None:
+        _check_number(self.name, "lam", lam, 0.0, lo_open=True)
+        super().__init__(spec, lam=lam, **params)
+        self.features = FeatureMap.from_spec(spec)
+        self.model = self.make_model(self.features.dim, lam)
+
+    def make_model(self, dim: int, lam: float) -> Ridge:
+        """The statistics this agent keeps."""
+        return Ridge(dim, lam)
+
+    def context(self, user: np.ndarray, items: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+        """(B, n, D) contexts the model sees (the private agent rescales them)."""
+        return self.features(user, items, dtype)
+
+    def mean(self, x: Projected) -> np.ndarray:
+        """(B, C) predicted reward of the candidates."""
+        return x.linear(self.model.theta)
+
+    def project(self, obs: Observation) -> Projected:
+        """The candidates' contexts, factored (see :class:`Projected`)."""
+        return Projected.of(self.features, obs)
+
+    def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
+        x = self.project(obs)
+        mean = self.mean(x)
+        d = self.choose(x, mean, rng)
+        predicted = np.take_along_axis(mean, d.slates, axis=1).astype(np.float64)
+        return Decision(slates=d.slates, propensities=d.propensities, explored=d.explored, predicted=predicted)
+
+    def choose(self, x: Projected, mean: np.ndarray, rng: np.random.Generator) -> Decision:
+        """Slates from the candidates' contexts x and predicted means (B, C)."""
+        raise NotImplementedError
+
+    def update(self, obs: Observation, decision: Decision, feedback: Feedback) -> None:
+        items, rewards = served_rows(obs, decision, feedback)
+        x = self.context(obs["user"], items)
+        self.model.add(x.reshape(-1, x.shape[-1]), rewards.reshape(-1))
+
+
+def deterministic_decision(scores: np.ndarray, mean: np.ndarray, k: int) -> Decision:
+    """Top-k by ``scores``; propensity 1; explored = the slate differs from top-k by ``mean``."""
+    slates = greedy_slates(scores, k)
+    explored = (slates != greedy_slates(mean, k)).any(axis=1)
+    return Decision(slates=slates, propensities=np.ones(slates.shape), explored=explored)
+
+
+@register
+class LinearEpsilonGreedy(LinearBandit):
+    """Epsilon-greedy over a ridge model: per slot, the best remaining candidate by predicted
+    reward with probability 1 - epsilon, else a uniform remaining one (exact propensities
+    from :func:`agents.slates.epsilon_greedy_slates`).
+
+    Args:
+        epsilon: exploration probability per slot, in [0, 1].
+        lam: ridge regularisation, > 0.
+    """
+
+    name = "linear_egreedy"
+
+    def __init__(self, spec: WorldSpec, *, epsilon: float = 0.1, lam: float = 1.0) -> None:
+        _check_number(self.name, "epsilon", epsilon, 0.0, 1.0)
+        super().__init__(spec, lam=lam, epsilon=epsilon)
+        self.epsilon = epsilon
+
+    def choose(self, x: Projected, mean: np.ndarray, rng: np.random.Generator) -> Decision:
+        return epsilon_greedy_slates(mean, self.spec.slate_size, self.epsilon, rng)
+
+
+@register
+class LinUCB(LinearBandit):
+    """LinUCB (Li et al. 2010, Alg. 1) over the shared context map: score
+    ``x . theta + alpha sqrt(x^T A^-1 x)``, top-k by score. Deterministic: propensity 1;
+    a decision explored when its slate differs from the top-k by the mean x . theta.
+
+    Args:
+        alpha: width multiplier (in reward units), >= 0.
+        lam: ridge regularisation, > 0.
+    """
+
+    name = "linucb"
+
+    def __init__(self, spec: WorldSpec, *, alpha: float = 1.0, lam: float = 1.0, **params: Any) -> None:
+        _check_number(self.name, "alpha", alpha, 0.0)
+        super().__init__(spec, lam=lam, alpha=alpha, **params)
+        self.alpha = alpha
+
+    def width(self, x: Projected) -> np.ndarray:
+        """(B, C) confidence widths ``sqrt(x^T M x)``."""
+        return np.sqrt(np.maximum(x.quadratic(x.gram(self.model.width_matrix())), 0.0))
+
+    def choose(self, x: Projected, mean: np.ndarray, rng: np.random.Generator) -> Decision:
+        return deterministic_decision(mean + self.alpha * self.width(x), mean, self.spec.slate_size)
+
+
+@register
+class DiscountedLinUCB(LinUCB):
+    """D-LinUCB (Russac, Vernade & Cappé 2019): LinUCB on exponentially discounted statistics,
+    so old evidence fades and drifting tastes are tracked (see :class:`DiscountedRidge`).
+    The discount applies once per environment step (one batch of B users); the effective
+    memory is about 1 / (1 - gamma) steps. ``alpha`` replaces the paper's beta_t.
+
+    Args:
+        alpha: width multiplier, >= 0. lam: regularisation, > 0.
+        gamma: discount per step, in (0, 1] (1 = plain LinUCB).
+    """
+
+    name = "discounted_linucb"
+
+    def __init__(self, spec: WorldSpec, *, alpha: float = 1.0, lam: float = 1.0, gamma: float = 0.99) -> None:
+        _check_number(self.name, "gamma", gamma, 0.0, 1.0, lo_open=True)
+        self.gamma = gamma
+        super().__init__(spec, alpha=alpha, lam=lam, gamma=gamma)
+
+    def make_model(self, dim: int, lam: float) -> Ridge:
+        return DiscountedRidge(dim, lam, self.gamma)
+
+
+@register
+class PrivateLinUCB(LinUCB):
+    """LinUCB on differentially private statistics (Shariff & Sheffet 2018); calibration in
+    :class:`PrivateRidge`. Contexts are clipped to norm ``feature_bound`` and divided by it,
+    rewards clipped to [0, reward_bound] and divided by it; the score
+    ``reward_bound (x~ . theta + alpha sqrt(x~^T A^-1 x~))`` is in reward units again.
+
+    Args:
+        alpha: width multiplier, >= 0. lam: regularisation (scaled units), > 0.
+        epsilon: privacy budget, > 0. delta: in (0, 1).
+        horizon: steps per tree of the mechanism, >= 1 (longer runs start new trees).
+        feature_bound: context norm bound, > 0. reward_bound: reward bound, > 0.
+        seed: seed of the mechanism's noise generator.
+    """
+
+    name = "dp_linucb"
+
+    def __init__(
+        self,
+        spec: WorldSpec,
+        *,
+        alpha: float = 1.0,
+        lam: float = 1.0,
+        epsilon: float = 1.0,
+        delta: float = 1e-5,
+        horizon: int = 1024,
+        feature_bound: float = 3.0,
+        reward_bound: float = 8.0,
+        seed: int = 0,
+    ) -> None:
+        n = self.name
+        _check_number(n, "epsilon", epsilon, 0.0, lo_open=True)
+        _check_number(n, "delta", delta, 0.0, 1.0, lo_open=True, hi_open=True)
+        _check_number(n, "horizon", horizon, 1, integer=True)
+        _check_number(n, "feature_bound", feature_bound, 0.0, lo_open=True)
+        _check_number(n, "reward_bound", reward_bound, 0.0, lo_open=True)
+        _check_number(n, "seed", seed, 0, integer=True)
+        self._dp = {
+            "epsilon": epsilon,
+            "delta": delta,
+            "horizon": horizon,
+            "feature_bound": feature_bound,
+            "reward_bound": reward_bound,
+            "seed": seed,
+        }
+        super().__init__(spec, alpha=alpha, lam=lam, **self._dp)
+
+    def make_model(self, dim: int, lam: float) -> Ridge:
+        return PrivateRidge(dim, lam, rows_per_record=self.spec.slate_size, **self._dp)
+
+    def context(self, user: np.ndarray, items: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+        return self.model.scale(self.features(user, items, dtype))
+
+    def project(self, obs: Observation) -> Projected:
+        """Contexts with ``scale`` (B, C) = reward_bound / max(|x|, feature_bound): the
+        clip-and-scale of each context, and the way back to reward units."""
+        x = super().project(obs)
+        norm = np.sqrt(x.squared_norm())
+        scale = np.float32(self.model.reward_bound) / np.maximum(norm, np.float32(self.model.feature_bound))
+        return Projected(items=x.items, row_scale=x.row_scale, observed=x.observed, scale=scale)
+
+    def mean(self, x: Projected) -> np.ndarray:
+        return x.scale * x.linear(self.model.theta)
+
+    def width(self, x: Projected) -> np.ndarray:
+        return x.scale * super().width(x)
+
+    def update(self, obs: Observation, decision: Decision, feedback: Feedback) -> None:
+        items, rewards = served_rows(obs, decision, feedback)
+        x = self.features(obs["user"], items)  # raw: PrivateRidge.add clips and scales
+        self.model.add(x.reshape(-1, x.shape[-1]), rewards.reshape(-1))
+
+
+@register
+class LinTS(LinearBandit):
+    """Linear Thompson sampling (Agrawal & Goyal 2013): per user and step one draw
+    ``theta~ = theta_hat + v L^-T z`` (A = L L^T, z ~ N(0, I), so theta~ ~ N(theta_hat, v^2 A^-1)),
+    slate = top-k by ``x . theta~``.
+
+    Propensities: the slot-wise probability under this law has no closed form; it is
+    estimated from ``propensity_draws`` further independent draws of theta~ for the same
+    user (see :func:`prefix_propensities`: the share of the draws agreeing on the slate's
+    prefix up to slot j among those agreeing up to slot j - 1, floored at 1 / (n + 1)).
+    ``explored``: the slate differs from the top-k by the mean.
+
+    Args:
+        v: posterior scale, >= 0 (0 = greedy). lam: regularisation, > 0.
+        propensity_draws: Monte Carlo draws per decision for the propensities, >= 1.
+    """
+
+    name = "lints"
+
+    def __init__(self, spec: WorldSpec, *, v: float = 0.5, lam: float = 1.0, propensity_draws: int = 16) -> None:
+        _check_number(self.name, "v", v, 0.0)
+        _check_number(self.name, "propensity_draws", propensity_draws, 1, integer=True)
+        super().__init__(spec, lam=lam, v=v, propensity_draws=propensity_draws)
+        self.v = v
+        self.propensity_draws = propensity_draws
+
+    def choose(self, x: Projected, mean: np.ndarray, rng: np.random.Generator) -> Decision:
+        b, dim = x.row_scale.shape
+        k, m = self.spec.slate_size, self.propensity_draws
+        z = rng.standard_normal((b, m + 1, dim), np.float32)
+        sampled = mean[:, None, :] + np.float32(self.v) * self.score_noise(x, z)  # (B, m + 1, C)
+        slates = greedy_slates(sampled[:, 0], k)  # draw 0 is the one served
+        props = prefix_propensities(sampled, slates)
+        explored = (slates != greedy_slates(mean, k)).any(axis=1)
+        return Decision(slates=slates, propensities=props, explored=explored)
+
+    def score_noise(self, x: Projected, z: np.ndarray) -> np.ndarray:
+        """(B, n, C) ``x . (L^-T z)`` for standard normal draws z (B, n, D), A = L L^T:
+        the sampled score minus the mean, over v."""
+        lower = np.linalg.cholesky(self.model.A)
+        lower_inv = solve_triangular(lower, np.eye(len(lower)), lower=True, check_finite=False)
+        return x.linear(z @ lower_inv.astype(np.float32))  # rows (L^-T z)^T = z^T L^-1
+
+
+def prefix_propensities(scores: np.ndarray, slates: np.ndarray) -> np.ndarray:
+    """Slot-wise propensities of ``slates`` (B, k) estimated from score draws (B, 1 + m, C).
+
+    Draw 0 is the one that produced the slates; draws 1..m are independent copies. With
+    n_j = number of the m copies whose top-j candidates (in order) equal ``slates[:, :j]``
+    (n_0 = m), the propensity of slot j is ``n_j / n_{j-1}`` (unbiased given n_{j-1} >= 1), or
+    ``1 / (n_{j-1} + 1)`` when no copy agrees (n_j = 0: the served draw itself is the only
+    evidence), so every propensity is in (0, 1]. The floor biases only rare prefixes upward.
+    """
+    b, n, _ = scores.shape
+    rows = np.arange(b)
+    masked = scores[:, 1:].copy()
+    agree = np.ones((b, n - 1), dtype=bool)
+    count_prev = np.full(b, float(n - 1))
+    props = np.empty(slates.shape, dtype=np.float64)
+    for j in range(slates.shape[1]):
+        item = slates[:, j]
+        agree &= masked[rows, :, item] >= masked.max(axis=2)
+        count = agree.sum(axis=1).astype(np.float64)
+        props[:, j] = np.where(count > 0, count / np.maximum(count_prev, 1.0), 1.0 / (count_prev + 1.0))
+        count_prev = count
+        masked[rows, :, item] = -np.inf
+    return props
+
+
+@register
+class HybridLinUCB(Agent):
+    """Hybrid LinUCB (Li et al. 2010, Alg. 2) with per-user "arms".
+
+    Score of candidate (user b, item) with shared context z = phi(user, item) (D,) and
+    per-arm context x = e (the item embedding, d) for arm a = ``user_id % user_slots``:
+    ``z . beta + x . theta_a + alpha sqrt(s)``,
+    ``s = (z - P_a^T x)^T A0^-1 (z - P_a^T x) + x^T A_a^-1 x`` with ``P_a = A_a^-1 B_a``
+    (Li et al.'s four-term s, factored), ``beta = A0^-1 b0``, ``theta_a = A_a^-1 b_a - P_a beta``.
+    The estimate equals joint ridge regression on ``[z, x (x) onehot(a)]`` with penalty lam.
+    A user's returning sessions share its arm, so theta_a learns the unobserved part of the
+    user's interest. Users whose ids collide modulo ``user_slots`` share an arm.
+
+    State per arm: A_a^-1 (d, d), B_a (d, D), b_a (d,) and the cached products P_a = A_a^-1 B_a
+    and q_a = A_a^-1 b_a; the shared A0 already holds Li et al.'s corrections
+    ``- sum_a B_a^T A_a^-1 B_a``.
+
+    Args:
+        alpha: width multiplier, >= 0. lam: regularisation, > 0.
+        user_slots: number of per-user parameter slots, >= 1 (memory ~ 8 (d^2 + 2 d D + 2 d) bytes each).
+    """
+
+    name = "linucb_hybrid"
+
+    def __init__(self, spec: WorldSpec, *, alpha: float = 1.0, lam: float = 1.0, user_slots: int = 4096) -> None:
+        _check_number(self.name, "alpha", alpha, 0.0)
+        _check_number(self.name, "lam", lam, 0.0, lo_open=True)
+        _check_number(self.name, "user_slots", user_slots, 1, integer=True)
+        super().__init__(spec, alpha=alpha, lam=lam, user_slots=user_slots)
+        self.alpha, self.lam, self.user_slots = alpha, lam, user_slots
+        self.features = FeatureMap.from_spec(spec)
+        big, d = self.features.dim, spec.embedding_dim
+        self.shared = Ridge(big, lam)  # A0, b0 (A0 includes the -B^T A^-1 B corrections)
+        self.arm_A_inv = np.broadcast_to(np.eye(d) / lam, (user_slots, d, d)).copy()
+        self.arm_B = np.zeros((user_slots, d, big))
+        self.arm_b = np.zeros((user_slots, d))
+        self.arm_P = np.zeros((user_slots, d, big))
+        self.arm_q = np.zeros((user_slots, d))
+
+    def arms(self, obs: Observation) -> np.ndarray:
+        """(B,) arm (user slot) of each user."""
+        return obs["user_id"] % self.user_slots
+
+    def arm_theta(self, arms: np.ndarray) -> np.ndarray:
+        """(n, d) per-arm coefficients ``theta_a = A_a^-1 (b_a - B_a beta)``."""
+        return self.arm_q[arms] - self.arm_P[arms] @ self.shared.theta
+
+    def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
+        d = self.spec.embedding_dim
+        arms = self.arms(obs)
+        x = Projected.of(self.features, obs)
+        w = x.fold(self.shared.theta.astype(np.float32) * x.row_scale)  # z . beta in item space
+        w[:, :d] += self.arm_theta(arms)  # + e . theta_a
+        f = x.items.shape[-1]
+        mean = np.matvec(x.items, w[:, :f]) + w[:, f:]
+        centred = x.jacobian()  # z - P_a^T e = (T_b - P_a^T E) [v, 1]
+        centred[:, :, :d] -= self.arm_P[arms].transpose(0, 2, 1)
+        gram = centred.transpose(0, 2, 1) @ (self.shared.A_inv.astype(np.float32) @ centred)
+        gram[:, :d, :d] += self.arm_A_inv[arms]  # + e^T A_a^-1 e
+        s = x.quadratic(gram)
+        d_ = deterministic_decision(mean + self.alpha * np.sqrt(np.maximum(s, 0.0)), mean, self.spec.slate_size)
+        predicted = np.take_along_axis(mean, d_.slates, axis=1).astype(np.float64)
+        return Decision(slates=d_.slates, propensities=d_.propensities, explored=d_.explored, predicted=predicted)
+
+    def update(self, obs: Observation, decision: Decision, feedback: Feedback) -> None:
+        d = self.spec.embedding_dim
+        items, rewards = served_rows(obs, decision, feedback)
+        z = self.features(obs["user"], items)
+        e = items[:, :, :d].astype(np.float64)
+        arms = self.arms(obs)
+        for rows in distinct_rounds(arms):
+            self._update_arms(arms[rows], z[rows], e[rows], rewards[rows])
+        self.shared.refresh()
+
+    def _update_arms(self, arms: np.ndarray, z: np.ndarray, e: np.ndarray, r: np.ndarray) -> None:
+        """Li et al. Alg. 2 update for distinct ``arms`` (n,), rows z (n, k, D), e (n, k, d), r (n, k).
+
+        ``A0 += sum_a (B_a^T A_a^-1 B_a)_old - (B_a^T A_a^-1 B_a)_new + Z^T Z`` and likewise b0;
+        the sums over arms are single (D, n d) x (n d, D) products.
+        """
+        arm_B, arm_b = self.arm_B[arms], self.arm_b[arms]
+        old = arm_B.reshape(-1, arm_B.shape[-1])  # (n d, D)
+        old_m, old_v = old.T @ self.arm_P[arms].reshape(old.shape), old.T @ self.arm_q[arms].reshape(-1)
+        a_inv = self.arm_A_inv[arms]  # a copy (fancy indexing): updated in place
+        for j in range(e.shape[1]):
+            sherman_morrison(a_inv, e[:, j], inplace=True)
+        arm_B += e.transpose(0, 2, 1) @ z
+        arm_b += np.matvec(e.transpose(0, 2, 1), r)
+        arm_P, arm_q = a_inv @ arm_B, np.matvec(a_inv, arm_b)
+        new = arm_B.reshape(old.shape)
+        flat_z, flat_r = z.reshape(-1, z.shape[-1]), r.reshape(-1)
+        self.shared.A += old_m - new.T @ arm_P.reshape(old.shape) + flat_z.T @ flat_z
+        self.shared.b += old_v - new.T @ arm_q.reshape(-1) + flat_z.T @ flat_r
+        self.shared.n_rows += len(flat_r)
+        self.arm_A_inv[arms], self.arm_B[arms], self.arm_b[arms] = a_inv, arm_B, arm_b
+        self.arm_P[arms], self.arm_q[arms] = arm_P, arm_q
+
+
+def sherman_morrison(a_inv: np.ndarray, x: np.ndarray, *, inplace: bool = False) -> np.ndarray:
+    """Batched rank-one update (Sherman & Morrison 1950): ``(A + x x^T)^-1`` from A^-1 (n, d, d), x (n, d).
+
+    ``(A + x x^T)^-1 = A^-1 - w w^T`` with ``w = A^-1 x / sqrt(1 + x^T A^-1 x)`` (A^-1 symmetric
+    positive definite). ``inplace=True`` overwrites ``a_inv`` (no (n, d, d) temporaries kept).
+    """
+    w = np.matvec(a_inv, x)
+    w /= np.sqrt(1.0 + np.vecdot(x, w))[:, None]
+    out = a_inv if inplace else a_inv.copy()
+    out -= w[:, :, None] * w[:, None, :]
+    return out
+
+
+def distinct_rounds(keys: np.ndarray) -> list[np.ndarray]:
+    """Split row indices into rounds in which every key occurs at most once, in row order
+    (round r holds each key's r-th occurrence). One round when all keys differ."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    group_start = np.repeat(starts, np.diff(np.r_[starts, len(keys)]))
+    occurrence = np.arange(len(keys)) - group_start
+    return [np.sort(order[occurrence == r]) for r in range(int(occurrence.max(initial=-1)) + 1)]
