@@ -40,9 +40,9 @@ def mnl_probs(utility: np.ndarray, beta: float, no_click_utility: float) -> np.n
     logits = np.empty((k + 1, b), dtype=np.float64)
     np.multiply(utility.T, beta, out=logits[:k])
     logits[k] = beta * no_click_utility
-    logits -= logits.max(axis=0)
+    logits -= np.maximum.reduce(logits, axis=0)
     np.exp(logits, out=logits)
-    logits /= logits.sum(axis=0)
+    logits /= np.add.reduce(logits, axis=0)
     return logits.T
 
 
@@ -78,7 +78,7 @@ def sample_choice(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
     """
     k = probs.shape[1] - 1
     cdf = np.add.accumulate(probs.T[:k], axis=0)
-    position = (cdf <= uniforms).sum(axis=0)
+    position = np.add.reduce(cdf <= uniforms, axis=0, dtype=np.int64)
     position[position == k] = NO_CLICK
     return position
 
@@ -103,12 +103,12 @@ def sample_engagement(length: np.ndarray, share: np.ndarray, noise: float, unifo
         uniform: (B,) draws in [0, 1), mapped to v = sqrt(3) (2 u - 1).
     """
     v = UNIFORM_HALF_WIDTH * (2.0 * uniform - 1.0)
-    return np.clip(length * (share + noise * v), 0.0, length)
+    return np.minimum(np.maximum(length * (share + noise * v), 0.0), length)
 
 
 def _clipped_integral(x: np.ndarray) -> np.ndarray:
     """``F(x) = integral_0^x clip(t, 0, 1) dt = clip(x, 0, 1)^2 / 2 + max(x - 1, 0)``."""
-    inside = np.clip(x, 0.0, 1.0)
+    inside = np.minimum(np.maximum(x, 0.0), 1.0)
     return 0.5 * inside * inside + np.maximum(x - 1.0, 0.0)
 
 
@@ -119,6 +119,6 @@ def expected_engagement(length: np.ndarray, share: np.ndarray, noise: float) -> 
     ``E / l = (F(f + h) - F(f - h)) / (2 h)`` with F from :func:`_clipped_integral`.
     """
     if noise == 0:
-        return length * np.clip(share, 0.0, 1.0)
+        return length * np.minimum(np.maximum(share, 0.0), 1.0)
     h = UNIFORM_HALF_WIDTH * noise
     return length * ((_clipped_integral(share + h) - _clipped_integral(share - h)) / (2.0 * h))

@@ -60,8 +60,7 @@ def satiate(satiation: np.ndarray, consumed_topic: np.ndarray, decay: float) -> 
         decay: rho in [0, 1).
     """
     nxt = satiation * decay
-    rows = np.flatnonzero(consumed_topic >= 0)
-    nxt[rows, consumed_topic[rows]] += 1.0 - decay
+    nxt += (1.0 - decay) * (consumed_topic[:, None] == np.arange(satiation.shape[1]))
     return nxt
 
 

@@ -75,7 +75,7 @@ def repair_slate(action: np.ndarray, n_candidates: int) -> tuple[np.ndarray, np.
     slate = np.array(action, dtype=np.int64, copy=True)
     if slate.ndim != 2:
         raise ValueError(f"a slate action must have shape (n_sessions, slate_size); got shape {slate.shape}")
-    if slate.size and (slate.min() < 0 or slate.max() >= n_candidates):
+    if slate.size and (np.minimum.reduce(slate, axis=None) < 0 or np.maximum.reduce(slate, axis=None) >= n_candidates):
         raise ValueError(
             f"slate entries must be candidate indices in [0, {n_candidates - 1}]; "
             f"got values from {slate.min()} to {slate.max()}"
@@ -365,9 +365,12 @@ class Simulator:
         consumed = cat.embedding[chosen]
         theta = dynamics.amplify(theta, consumed, clicked, dyn.amplification)
         if dyn.exposure:
-            shown = cat.embedding[slots].sum(axis=1) - clicked[:, None] * consumed
-            unclicked = k - clicked
-            theta = dynamics.expose(theta, shown / np.maximum(unclicked, 1)[:, None], unclicked > 0, dyn.exposure)
+            shown = consumed * -clicked[:, None].astype(np.float32)
+            for slot in range(k):  # k gathers of (N, d): faster than summing (N, k, d)
+                shown += cat.embedding[slots[:, slot]]
+            unclicked = (k - clicked).astype(np.float32)
+            shown /= np.maximum(unclicked, 1.0)[:, None]
+            theta = dynamics.expose(theta, shown, unclicked > 0, dyn.exposure)
         if dyn.drift:
             noise = rs.dynamics.standard_normal(theta.shape, dtype=np.float32)
             theta = dynamics.drift(theta, noise, dyn.drift)
