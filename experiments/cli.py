@@ -72,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
     done = f"ran {len(result.ran)} task(s)" + (f", {len(result.skipped)} already done" if result.skipped else "")
     print(f"\n{scenario.name}: {done} in {result.seconds:.1f} s -> {out}")
     print(run_summary_text(load_run(out)))
-    print(f"\nmean [95% CI] over {len(scenario.seeds)} seed(s); figures and report: bubblegym report {out}")
+    print(f"\nmean ± 95% CI half-width over {len(scenario.seeds)} seed(s); figures and report: bubblegym report {out}")
     return 0
 
 
@@ -117,7 +117,8 @@ def _list(args: argparse.Namespace) -> int:
             description = load_scenario(name, check_agents=False).description.strip().splitlines()
         except ValueError as err:
             description = [f"INVALID: {err}"]
-        print(f"  {name:<20} {description[0] if description else ''}")
+        first = description[0] if description else ""
+        print(f"  {name:<20} {first if len(first) <= 100 else first[:99] + '…'}")
     return 0
 
 

@@ -1,0 +1,58 @@
+"""notebooks/01_quickstart.ipynb runs top to bottom on a tiny run and draws its figures."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+from experiments.runner import run_scenario
+from experiments.scenario import parse_scenario
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "01_quickstart.ipynb"
+
+TINY = {
+    "name": "tiny_notebook",
+    "world": {"preset": "filter_bubble", "overrides": {"catalog": {"n_items": 200}}},
+    "agents": [{"name": "random"}, {"name": "popularity"}],
+    "horizon": {"steps": 8, "users": 6},
+    "seeds": 2,
+    "metrics": {"window": 4},
+}
+
+
+def test_notebook_is_stored_without_outputs() -> None:
+    nbformat = pytest.importorskip("nbformat")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code, "the notebook has no code cells"
+    assert all(not cell.outputs and cell.execution_count is None for cell in code)
+    assert any("parameters" in cell.metadata.get("tags", []) for cell in code)
+
+
+@pytest.mark.slow
+def test_notebook_executes_on_a_tiny_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in ("nbclient", "nbformat", "ipykernel"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (pip install 'bubblegym[dev]')")
+    import nbformat
+    from nbclient import NotebookClient
+
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    run_dir = tmp_path / "run"
+    run_scenario(parse_scenario(TINY, source=str(tmp_path / "tiny.yaml")), run_dir, workers=1, progress=False)
+    monkeypatch.setenv("BUBBLEGYM_RUN_DIR", str(run_dir))
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+
+    outputs = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
+    assert not [out for out in outputs if out.output_type == "error"]
+    images = [out for out in outputs if "image/png" in out.get("data", {})]
+    assert len(images) >= 7  # six report figures and the custom one
+    text = "".join(out.get("text", "") for out in outputs)
+    assert "scenario 'tiny_notebook'" in text
