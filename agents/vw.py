@@ -22,16 +22,18 @@ name           VW flags                                               source
 ``synthcover`` ``--synthcover --synthcoversize n --synthcoverpsi p``  synthetic cover
 =============  =====================================================  ==========================
 
-Slates. VW's pmf is over single actions; the slate of k is filled from it *without
-replacement* (``slate_mode="pmf"``, the default): slot 1 is drawn from VW's pmf, slot j
-from the pmf renormalised over the candidates not yet served, and the propensity of slot j
-is that renormalised probability (exact for this law; slot 1's is VW's own pmf). A slot
-whose remaining pmf mass is zero (``bag``/``first`` put all mass on few actions) takes the
-best remaining candidate in VW's greedy order with propensity 1. ``slate_mode="head"``
-explores only in slot 1 (drawn from the pmf) and fills the rest greedily (propensity 1),
-which suits ``epsilon``: its renormalised pmf after slot 1 is uniform, so under
-``"pmf"`` slots 2..k of an epsilon agent are uniformly random.
-Why the pmf fill is the default rather than VW's own slate learners: ``--ccb_explore_adf``
+Slates. VW's pmf is over single actions. The default, ``slate_mode="head"``, uses it
+where VW defines it: slot 1 is drawn from VW's pmf (propensity = VW's own pmf), and slots
+2..k are filled greedily in VW's order (highest pmf, then lowest predicted cost;
+propensity 1). ``slate_mode="pmf"`` fills every slot from the pmf *without replacement*:
+slot j is drawn from the pmf renormalised over the candidates not yet served, with that
+renormalised probability as its propensity (a slot whose remaining mass is zero, as with
+``bag``/``first``, takes the best remaining candidate with propensity 1). ``"head"`` is the
+default because the renormalised pmf of most explorers is nearly flat once the greedy
+action is served (for ``epsilon`` exactly uniform), so under ``"pmf"`` slots 2..k are close
+to random and the exploration rate is ~1 whatever epsilon is; with ``"head"`` the
+exploration rate and the engagement reflect VW's exploration parameter.
+Why a pmf-based fill rather than VW's own slate learners: ``--ccb_explore_adf``
 (conditional contextual bandits, ``slate_mode="ccb"``) needs k extra ``ccb slot`` lines per
 decision and runs the cb learner once per slot when predicting and learning (about k times
 the work: measured 4x slower at B = 1,024, C = 50, k = 5), and VW samples each slot with its
@@ -303,7 +305,7 @@ class VWAgent(Agent):
         cb_type: str = "mtr",
         interactions: str = "ua",
         reward_scale: float = 1.0,
-        slate_mode: str = "pmf",
+        slate_mode: str = "head",
         credit: str = "clicked",
         hold_examples: bool = False,
         seed: int = 0,

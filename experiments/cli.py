@@ -58,7 +58,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from experiments.report import load_run, run_summary_text
+    from experiments.report import load_run, run_summary_text, write_report
     from experiments.runner import run_scenario
     from experiments.scenario import load_scenario
 
@@ -72,7 +72,10 @@ def _run(args: argparse.Namespace) -> int:
     done = f"ran {len(result.ran)} task(s)" + (f", {len(result.skipped)} already done" if result.skipped else "")
     print(f"\n{scenario.name}: {done} in {result.seconds:.1f} s -> {out}")
     print(run_summary_text(load_run(out)))
-    print(f"\nmean ± 95% CI half-width over {len(scenario.seeds)} seed(s); figures and report: bubblegym report {out}")
+    print(f"\nmean ± 95% CI half-width over {len(scenario.seeds)} seed(s)")
+    if not args.no_report:
+        files = write_report(out, baseline=args.baseline)
+        print(f"report: {files.html} ({len(files.figures)} figures; Markdown: {files.markdown})")
     return 0
 
 
@@ -152,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=["local", "ray"], default="local", help="local processes or Ray")
     run.add_argument("--force", action="store_true", help="replace another scenario's results in --out")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--baseline", default="random", help="agent label (or arm) the report pairs differences against")
+    run.add_argument("--no-report", action="store_true", help="skip the figures and report (bubblegym report later)")
     run.set_defaults(func=_run)
 
     rep = sub.add_parser("report", help="figures, report.md and a self-contained report.html of a run")

@@ -248,8 +248,8 @@ def run_task(task: Task, out_dir: str) -> dict[str, Any]:
         learner = ScheduledLearner(agent, scenario.conditions_at(task.world_point))
         traj = rollout(learner, env, scenario.horizon.steps, np.random.default_rng(plan.agent), seed=plan.world_seed)
     kwargs = {"catalog_size": config.catalog.n_items, "choice_beta": config.choice.beta}
-    windows = metrics.window_metrics(traj, scenario.window, **kwargs)
-    summary = dict(metrics.run_summary(traj, **kwargs))
+    windows, summary = metrics.metrics_tables(traj, scenario.window, **kwargs)
+    summary = dict(summary)
     ids = _id_columns(task, agent)
     summary.update(
         world_seed=str(plan.world_seed),
