@@ -12,7 +12,7 @@ import numpy as np
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:
     """Scale each row to unit L2 norm (rows of zeros stay zero)."""
-    norm = np.sqrt(np.einsum("ij,ij->i", x, x))
+    norm = np.sqrt(np.vecdot(x, x))
     norm[norm == 0] = 1.0
     return x / norm[:, None]
 

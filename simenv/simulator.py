@@ -319,7 +319,7 @@ class Simulator:
             item_value = np.ones_like(share)
         else:
             item_value = choice_model.expected_engagement(cat.length[slots], share, r.noise)
-        expected = np.einsum("bk,bk->b", probs[:, :-1], item_value)
+        expected = np.vecdot(probs[:, :-1], item_value)
         return {"slots": slots, "probs": probs, "share": share, "item_value": item_value, "expected": expected}
 
     def step(self, action: np.ndarray) -> tuple[Observation, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
