@@ -6,6 +6,7 @@ arguments raise :class:`AgentError` listing what is allowed.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from typing import Any
 
@@ -28,19 +29,29 @@ def register(cls: type[Agent]) -> type[Agent]:
     return cls
 
 
+_BUILTIN_MODULES = ("agents.baselines", "agents.bandits", "agents.vw", "agents.recsys", "agents.slateq")
+"""Modules whose agents register on first use of the registry (light imports)."""
+
+_DEFERRED: dict[str, str] = {"ppo": "agents.deep_rl", "a2c": "agents.deep_rl", "dqn": "agents.deep_rl"}
+"""Agents whose module is imported only when one of them is asked for (torch and
+stable-baselines3 take seconds to import, which every worker process would pay)."""
+
+
 def agent_names() -> list[str]:
-    """All registered agent names, sorted."""
+    """All registered agent names, sorted (without importing the deferred modules)."""
     _load_builtin()
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | set(_DEFERRED))
 
 
 def agent_class(name: str) -> type[Agent]:
     """The class registered as ``name``."""
     _load_builtin()
+    if name not in _REGISTRY and name in _DEFERRED:
+        importlib.import_module(_DEFERRED[name])
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise AgentError(f"unknown agent {name!r}; allowed: {sorted(_REGISTRY)}") from None
+        raise AgentError(f"unknown agent {name!r}; allowed: {agent_names()}") from None
 
 
 def agent_parameters(name: str) -> dict[str, Any]:
@@ -64,12 +75,6 @@ def make_agent(name: str, spec: WorldSpec, **params: Any) -> Agent:
 
 
 def _load_builtin() -> None:
-    """Import the modules that register the built-in agents."""
-    import agents.baselines  # noqa: F401
-
-    for optional in ("agents.bandits", "agents.vw", "agents.deep_rl", "agents.recsys", "agents.slateq"):
-        try:
-            __import__(optional)
-        except ModuleNotFoundError as err:
-            if err.name != optional:
-                raise
+    """Import the modules that register the built-in agents (not the deferred ones)."""
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)

@@ -229,18 +229,17 @@ def run_task(task: Task, out_dir: str) -> dict[str, Any]:
 
     Runs in a worker process (spawn-safe: a module-level function of picklable args).
     """
-    from experiments import metrics
-
-    started = time.perf_counter()
-    scenario = task.scenario
-    entry = scenario.agent(task.label)
-    config = scenario.world_config(task.world_point)
-    plan = SeedPlan.from_seed(task.seed)
-    from agents.registry import agent_names
+    from agents.registry import agent_class
     from agents.rollout import rollout
+    from experiments import metrics
     from simenv import RecVectorEnv
 
-    agent_names()  # loads the built-in agents (and torch, with the deep-RL ones) before seeding
+    scenario = task.scenario
+    entry = scenario.agent(task.label)
+    agent_class(entry.name)  # imports the agent's module (torch for deep RL) before the clock starts
+    started = time.perf_counter()  # after the imports: a fresh worker's start-up is not the task's time
+    config = scenario.world_config(task.world_point)
+    plan = SeedPlan.from_seed(task.seed)
     with _torch_setup(plan):
         agent = _build_agent(entry.name, config, {**thaw(entry.params), **task.variant}, plan)
         train_time = _train_if_needed(agent, scenario, scenario.training_steps(entry), config, plan)
