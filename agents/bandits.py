@@ -39,8 +39,16 @@ Shared statistics: a batch of B users adds B k rows at once. For the shared mode
 factorisation of the small D x D matrix (D = :attr:`FeatureMap.dim`, 28 on the default
 world): its cost O(D^3) is independent of B, whereas Woodbury would factor a (B k) x (B k)
 matrix and sequential Sherman-Morrison would take B k rank-one O(D^2) steps in a Python loop.
-Per-user statistics of ``linucb_hybrid`` get k rank-one Sherman-Morrison updates per step,
-each batched over all users (no matrix inversion).
+Per-user statistics of ``linucb_hybrid`` get one rank-k block update per step in recursive
+least-squares form (Woodbury with a k x k Cholesky factor), batched over all users (no d x d
+inversion; see :meth:`HybridLinUCB._update_arms`).
+
+Speed (``experiments/bench_agents.py``, B = 1,024, C = 50, k = 5, one BLAS thread): on a
+small machine every numpy pass over a (B, C, ...) array costs a fraction of a millisecond,
+so the hot paths minimise passes: per-user Gram matrices are assembled elementwise from the
+structure of T_b (:meth:`Projected.gram`), the top-k of scores and means is one stacked
+argmax loop (:func:`top_k`), LinTS propensities take one masked max over the candidates
+(:func:`slate_propensities`) and share their Monte Carlo draws within small user groups.
 
 Determinism: all randomness comes from the ``rng`` passed to :meth:`act`, except the noise of
 ``dp_linucb``'s mechanism, which uses its own generator seeded by its ``seed`` parameter.
@@ -188,15 +196,30 @@ class Projected:
         out[..., :o] += y[..., :o]
         return out
 
-    def linear(self, theta: np.ndarray) -> np.ndarray:
-        """``x . theta`` for theta (D,) -> (B, C), or per user and draw theta (B, n, D) -> (B, n, C)."""
+    def linear(self, theta: np.ndarray, *, bias: bool = True) -> np.ndarray:
+        """``x . theta`` for theta (D,) -> (B, C), or per user and draw theta (B, n, D) -> (B, n, C).
+
+        ``bias=False`` leaves out the bias term ``theta[-1]``: a constant per user and draw,
+        so the ranking of the C candidates is unchanged (and one pass saved)."""
         f = self.items.shape[-1]
         theta = theta.astype(np.float32)
         if theta.ndim == 1:
             w = self.fold(theta * self.row_scale)  # (B, F + 1) = T_b^T theta
-            return np.matvec(self.items, w[:, :f]) + w[:, f:]
+            out = np.matvec(self.items, w[:, :f])
+            return out + w[:, f:] if bias else out
         w = self.fold(theta * self.row_scale[:, None, :])  # (B, n, F + 1)
-        return w[:, :, :f] @ self.items.transpose(0, 2, 1) + w[:, :, f:]
+        out = w[:, :, :f] @ self.items.transpose(0, 2, 1)
+        if bias:
+            out += w[:, :, f:]
+        return out
+
+    def linear_t(self, theta: np.ndarray) -> np.ndarray:
+        """(B, C, n) ``x . theta`` without the bias term for per-user draws theta (B, n, D):
+        :meth:`linear` (``bias=False``) laid out candidate-major."""
+        o, f = self.observed, self.items.shape[-1]
+        w = theta[:, :, o : o + f].astype(np.float32)  # (B, n, F): T_b^T theta without the bias
+        w[:, :, :o] += theta[:, :, :o] * self.row_scale[:, None, :o]
+        return self.items @ w.transpose(0, 2, 1)
 
     def squared_norm(self) -> np.ndarray:
         """(B, C) ``|x|^2``: T_b^T T_b is diagonal (one non-zero per row of T_b)."""
@@ -205,10 +228,21 @@ class Projected:
         return np.matvec(np.square(self.items), diag[:, :f]) + diag[:, f:]
 
     def gram(self, matrix: np.ndarray) -> np.ndarray:
-        """(B, F + 1, F + 1) ``T_b^T M T_b`` for a symmetric M (D, D) (two batched products:
-        faster in numpy than folding the (B, D, D) array ``M * s_b s_b^T``)."""
-        jac = self.jacobian()
-        return jac.transpose(0, 2, 1) @ (matrix.astype(np.float32) @ jac)
+        """(B, F + 1, F + 1) float32 ``T_b^T M T_b`` for a symmetric M (D, D).
+
+        Only the o cross rows of T_b depend on the user (``x[:o] = u[:o] * w[:o]``, the rest
+        of x is w = [v, 1]), so with M split into cross (c, first o) and item-space (i) blocks,
+        ``T_b^T M T_b = M_ii + diag-scaled M_ci rows/columns + (u u^T) * M_cc`` on the first o
+        rows and columns: elementwise work, no per-user matrix product."""
+        o = self.observed
+        m = np.asarray(matrix, dtype=np.float32)
+        u = self.row_scale[:, :o]
+        gram = np.repeat(m[None, o:, o:], len(u), axis=0)
+        cross = u[:, :, None] * m[None, :o, o:]  # (B, o, F + 1)
+        gram[:, :o, :] += cross
+        gram[:, :, :o] += cross.transpose(0, 2, 1)
+        gram[:, :o, :o] += (u[:, :, None] * u[:, None, :]) * m[None, :o, :o]
+        return gram
 
     def jacobian(self) -> np.ndarray:
         """(B, D, F + 1) the maps T_b written out."""
@@ -222,7 +256,7 @@ class Projected:
         """(B, C) ``[v, 1]^T N_b [v, 1]`` for per-user symmetric N (B, F + 1, F + 1), e.g. :meth:`gram`."""
         f = self.items.shape[-1]
         v = self.items
-        q = np.vecdot(v @ gram[:, :f, :f], v)
+        q = np.einsum("bcf,bcf->bc", v @ gram[:, :f, :f], v)  # einsum: faster than vecdot here
         q += 2.0 * np.matvec(v, gram[:, :f, f])
         q += gram[:, f, f][:, None]
         return q
@@ -238,7 +272,9 @@ def served_rows(obs: Observation, decision: Decision, feedback: Feedback) -> tup
     slates = decision.slates
     b, k = slates.shape
     rows = np.arange(b)
-    items = obs["candidates"][rows[:, None], slates]
+    candidates = obs["candidates"]
+    flat = (rows[:, None] * candidates.shape[1] + slates).ravel()
+    items = candidates.reshape(-1, candidates.shape[2]).take(flat, axis=0).reshape(b, k, -1)
     rewards = np.zeros((b, k), dtype=np.float64)
     clicked = np.flatnonzero(feedback.clicks >= 0)
     rewards[clicked, feedback.clicks[clicked]] = feedback.rewards[clicked]
@@ -468,9 +504,26 @@ class LinearBandit(Agent):
 
 def deterministic_decision(scores: np.ndarray, mean: np.ndarray, k: int) -> Decision:
     """Top-k by ``scores``; propensity 1; explored = the slate differs from top-k by ``mean``."""
-    slates = greedy_slates(scores, k)
-    explored = (slates != greedy_slates(mean, k)).any(axis=1)
+    b = len(scores)
+    both = top_k(np.concatenate([scores, mean]), k)  # one pass for both rankings
+    slates = both[:b]
+    explored = (slates != both[b:]).any(axis=1)
     return Decision(slates=slates, propensities=np.ones(slates.shape), explored=explored)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """(n, k) :func:`agents.slates.greedy_slates` (top-k, best first, ties to the lowest index)
+    by k rounds of argmax, about twice as fast for the bandits' small k; scores holding
+    non-finite values go to ``greedy_slates`` (an argmax round could not mask them)."""
+    if k > 8 or k >= scores.shape[1] or not np.isfinite(scores).all():
+        return greedy_slates(scores, k)
+    masked = scores.copy()
+    rows = np.arange(len(scores))
+    out = np.empty((len(scores), k), dtype=np.int64)
+    for j in range(k):
+        out[:, j] = best = np.argmax(masked, axis=1)
+        masked[rows, best] = -np.inf
+    return out
 
 
 @register
@@ -624,41 +677,61 @@ class LinTS(LinearBandit):
     slate = top-k by ``x . theta~``.
 
     Propensities: the slot-wise probability under this law has no closed form; it is
-    estimated from ``propensity_draws`` further independent draws of theta~ for the same
-    user (see :func:`prefix_propensities`: the share of the draws agreeing on the slate's
-    prefix up to slot j among those agreeing up to slot j - 1, floored at 1 / (n + 1)).
+    estimated from ``propensity_draws`` further independent draws of theta~ (see
+    :func:`prefix_propensities`: the share of the draws agreeing on the slate's prefix up to
+    slot j among those agreeing up to slot j - 1, floored at 1 / (n + 1)). To keep the
+    Gaussian sampling cheap, ``propensity_group`` consecutive users of a batch share the
+    same m propensity draws (the served draw stays independent per user): each user's
+    estimate has exactly the law of the unshared one (m draws independent of its served
+    draw), only the Monte Carlo errors of users in one group are correlated; averages over
+    many decisions still converge. ``propensity_group=1`` gives every user its own draws.
     ``explored``: the slate differs from the top-k by the mean.
 
     Args:
         v: posterior scale, >= 0 (0 = greedy). lam: regularisation, > 0.
         propensity_draws: Monte Carlo draws per decision for the propensities, >= 1.
+        propensity_group: users sharing one set of propensity draws, >= 1.
     """
 
     name = "lints"
 
-    def __init__(self, spec: WorldSpec, *, v: float = 0.5, lam: float = 1.0, propensity_draws: int = 16) -> None:
+    def __init__(
+        self,
+        spec: WorldSpec,
+        *,
+        v: float = 0.5,
+        lam: float = 1.0,
+        propensity_draws: int = 16,
+        propensity_group: int = 16,
+    ) -> None:
         _check_number(self.name, "v", v, 0.0)
         _check_number(self.name, "propensity_draws", propensity_draws, 1, integer=True)
-        super().__init__(spec, lam=lam, v=v, propensity_draws=propensity_draws)
+        _check_number(self.name, "propensity_group", propensity_group, 1, integer=True)
+        super().__init__(spec, lam=lam, v=v, propensity_draws=propensity_draws, propensity_group=propensity_group)
         self.v = v
         self.propensity_draws = propensity_draws
+        self.propensity_group = propensity_group
 
     def choose(self, x: Projected, mean: np.ndarray, rng: np.random.Generator) -> Decision:
         b, dim = x.row_scale.shape
-        k, m = self.spec.slate_size, self.propensity_draws
-        z = rng.standard_normal((b, m + 1, dim), np.float32)
-        sampled = mean[:, None, :] + np.float32(self.v) * self.score_noise(x, z)  # (B, m + 1, C)
-        slates = greedy_slates(sampled[:, 0], k)  # draw 0 is the one served
-        props = prefix_propensities(sampled, slates)
-        explored = (slates != greedy_slates(mean, k)).any(axis=1)
+        k, m, group = self.spec.slate_size, self.propensity_draws, self.propensity_group
+        groups = -(-b // group)
+        z = rng.standard_normal((b + groups * m, dim), np.float32)
+        theta = self.model.theta.astype(np.float32) + np.float32(self.v) * self.posterior_noise(z)  # (n, D)
+        served = x.linear(theta[:b, None, :], bias=False)[:, 0]  # (B, C), ranks as x . theta~
+        copies = np.repeat(theta[b:].reshape(groups, m, dim), group, axis=0)[:b]  # (B, m, D)
+        both = top_k(np.concatenate([served, mean]), k)
+        slates = both[:b]
+        props = slate_propensities(x.linear_t(copies), slates)
+        explored = (slates != both[b:]).any(axis=1)
         return Decision(slates=slates, propensities=props, explored=explored)
 
-    def score_noise(self, x: Projected, z: np.ndarray) -> np.ndarray:
-        """(B, n, C) ``x . (L^-T z)`` for standard normal draws z (B, n, D), A = L L^T:
-        the sampled score minus the mean, over v."""
+    def posterior_noise(self, z: np.ndarray) -> np.ndarray:
+        """(n, D) float32 rows ``L^-T z`` for standard normal rows z (n, D), A = L L^T (so each
+        row ~ N(0, A^-1))."""
         lower = np.linalg.cholesky(self.model.A)
         lower_inv = solve_triangular(lower, np.eye(len(lower)), lower=True, check_finite=False)
-        return x.linear(z @ lower_inv.astype(np.float32))  # rows (L^-T z)^T = z^T L^-1
+        return z @ lower_inv.astype(np.float32)  # rows (L^-T z)^T = z^T L^-1
 
 
 def prefix_propensities(scores: np.ndarray, slates: np.ndarray) -> np.ndarray:
@@ -670,20 +743,46 @@ def prefix_propensities(scores: np.ndarray, slates: np.ndarray) -> np.ndarray:
     ``1 / (n_{j-1} + 1)`` when no copy agrees (n_j = 0: the served draw itself is the only
     evidence), so every propensity is in (0, 1]. The floor biases only rare prefixes upward.
     """
-    b, n, _ = scores.shape
-    rows = np.arange(b)
-    masked = scores[:, 1:].copy()
-    agree = np.ones((b, n - 1), dtype=bool)
-    count_prev = np.full(b, float(n - 1))
-    props = np.empty(slates.shape, dtype=np.float64)
-    for j in range(slates.shape[1]):
-        item = slates[:, j]
-        agree &= masked[rows, :, item] >= masked.max(axis=2)
-        count = agree.sum(axis=1).astype(np.float64)
-        props[:, j] = np.where(count > 0, count / np.maximum(count_prev, 1.0), 1.0 / (count_prev + 1.0))
-        count_prev = count
-        masked[rows, :, item] = -np.inf
-    return props
+    return slate_propensities(scores[:, 1:].transpose(0, 2, 1).copy(), slates)
+
+
+def slate_propensities(copies: np.ndarray, slates: np.ndarray) -> np.ndarray:
+    """:func:`prefix_propensities` from the m independent copies alone, laid out (B, C, m)
+    (candidate-major: gathers and the max over candidates run on contiguous rows of m).
+    ``copies`` is overwritten (the slate rows are set to -inf).
+
+    One pass over the copies: a copy's top-(j+1) equals ``slates[:, :j+1]`` in order iff for
+    every i <= j the served item i scores at least the best of the candidates still left
+    after slot i - 1, i.e. the max of the slate items after i and of all non-slate candidates
+    (the latter computed once).
+    """
+    b, _, m = copies.shape
+    k = slates.shape[1]
+    rows = np.arange(b)[:, None]
+    served = copies[rows, slates]  # (B, k, m)
+    copies[rows, slates] = -np.inf
+    best_left = _max_over_middle(copies)  # (B, m): best non-slate candidate
+    ok = np.empty(served.shape, dtype=bool)
+    for j in range(k - 1, -1, -1):  # best_left = max over the non-slate and slots j + 1..k - 1
+        np.greater_equal(served[:, j], best_left, out=ok[:, j])
+        best_left = np.maximum(best_left, served[:, j])
+    count = np.empty((b, k))
+    agree = ok[:, 0]
+    for j in range(k):
+        agree = agree & ok[:, j] if j else agree
+        count[:, j] = np.count_nonzero(agree, axis=1)
+    count_prev = np.concatenate([np.full((b, 1), float(m)), count[:, :-1]], axis=1)
+    return np.where(count > 0, count / np.maximum(count_prev, 1.0), 1.0 / (count_prev + 1.0))
+
+
+def _max_over_middle(a: np.ndarray) -> np.ndarray:
+    """``a.max(axis=1)`` for (B, C, m) by halving (elementwise maxima of contiguous blocks are
+    several times faster in numpy than a reduction over a middle axis with a short inner one)."""
+    while a.shape[1] > 1:
+        half = a.shape[1] // 2
+        top = np.maximum(a[:, :half], a[:, half : 2 * half])
+        a = np.concatenate([top, a[:, 2 * half :]], axis=1) if a.shape[1] % 2 else top
+    return a[:, 0]
 
 
 @register
@@ -699,13 +798,14 @@ class HybridLinUCB(Agent):
     A user's returning sessions share its arm, so theta_a learns the unobserved part of the
     user's interest. Users whose ids collide modulo ``user_slots`` share an arm.
 
-    State per arm: A_a^-1 (d, d), B_a (d, D), b_a (d,) and the cached products P_a = A_a^-1 B_a
-    and q_a = A_a^-1 b_a; the shared A0 already holds Li et al.'s corrections
-    ``- sum_a B_a^T A_a^-1 B_a``.
+    State per arm: A_a^-1 (d, d), P_a = A_a^-1 B_a (d, D) and q_a = A_a^-1 b_a (d,), in float64;
+    B_a and b_a themselves are never needed (see :meth:`_update_arms`). The shared
+    ``A0 = lam I + sum_a (Z_a^T Z_a - B_a^T A_a^-1 B_a)`` (Li et al.'s corrections included) is
+    the Schur complement of the joint ridge Gram matrix.
 
     Args:
         alpha: width multiplier, >= 0. lam: regularisation, > 0.
-        user_slots: number of per-user parameter slots, >= 1 (memory ~ 8 (d^2 + 2 d D + 2 d) bytes each).
+        user_slots: number of per-user parameter slots, >= 1 (memory ~ 8 (d^2 + d D + d) bytes each).
     """
 
     name = "linucb_hybrid"
@@ -719,36 +819,76 @@ class HybridLinUCB(Agent):
         self.features = FeatureMap.from_spec(spec)
         big, d = self.features.dim, spec.embedding_dim
         self.shared = Ridge(big, lam)  # A0, b0 (A0 includes the -B^T A^-1 B corrections)
-        self.arm_A_inv = np.broadcast_to(np.eye(d) / lam, (user_slots, d, d)).copy()
-        self.arm_B = np.zeros((user_slots, d, big))
-        self.arm_b = np.zeros((user_slots, d))
-        self.arm_P = np.zeros((user_slots, d, big))
-        self.arm_q = np.zeros((user_slots, d))
+        # [A_a^-1, P_a, q_a] side by side: one gather, one product and one scatter per step
+        self.arm_state = np.zeros((user_slots, d, d + big + 1))
+        self.arm_state[:, np.arange(d), np.arange(d)] = 1.0 / lam
+
+    @property
+    def arm_A_inv(self) -> np.ndarray:
+        """(user_slots, d, d) view: A_a^-1."""
+        return self.arm_state[:, :, : self.spec.embedding_dim]
+
+    @property
+    def arm_Pq(self) -> np.ndarray:
+        """(user_slots, d, D + 1) view: [P_a, q_a]."""
+        return self.arm_state[:, :, self.spec.embedding_dim :]
+
+    @property
+    def arm_P(self) -> np.ndarray:
+        """(user_slots, d, D) view: P_a = A_a^-1 B_a."""
+        return self.arm_Pq[:, :, :-1]
+
+    @property
+    def arm_q(self) -> np.ndarray:
+        """(user_slots, d) view: q_a = A_a^-1 b_a."""
+        return self.arm_Pq[:, :, -1]
 
     def arms(self, obs: Observation) -> np.ndarray:
         """(B,) arm (user slot) of each user."""
         return obs["user_id"] % self.user_slots
 
     def arm_theta(self, arms: np.ndarray) -> np.ndarray:
-        """(n, d) per-arm coefficients ``theta_a = A_a^-1 (b_a - B_a beta)``."""
-        return self.arm_q[arms] - self.arm_P[arms] @ self.shared.theta
+        """(n, d) per-arm coefficients ``theta_a = A_a^-1 (b_a - B_a beta) = q_a - P_a beta``."""
+        pq = self.arm_Pq[arms]
+        return pq[:, :, -1] - pq[:, :, :-1] @ self.shared.theta
 
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
         d = self.spec.embedding_dim
         arms = self.arms(obs)
         x = Projected.of(self.features, obs)
-        w = x.fold(self.shared.theta.astype(np.float32) * x.row_scale)  # z . beta in item space
-        w[:, :d] += self.arm_theta(arms)  # + e . theta_a
+        state = self.arm_state[arms]
+        pq = state[:, :, d:]
+        arm_p = pq[:, :, :-1].astype(np.float32)  # (B, d, D)
+        beta = self.shared.theta.astype(np.float32)
+        w = x.fold(beta * x.row_scale)  # z . beta in item space
+        w[:, :d] += pq[:, :, -1] - np.matvec(arm_p, beta)  # + e . theta_a
         f = x.items.shape[-1]
         mean = np.matvec(x.items, w[:, :f]) + w[:, f:]
-        centred = x.jacobian()  # z - P_a^T e = (T_b - P_a^T E) [v, 1]
-        centred[:, :, :d] -= self.arm_P[arms].transpose(0, 2, 1)
-        gram = centred.transpose(0, 2, 1) @ (self.shared.A_inv.astype(np.float32) @ centred)
-        gram[:, :d, :d] += self.arm_A_inv[arms]  # + e^T A_a^-1 e
-        s = x.quadratic(gram)
+        s = x.quadratic(self.width_gram(x, arm_p, state[:, :, :d]))
         d_ = deterministic_decision(mean + self.alpha * np.sqrt(np.maximum(s, 0.0)), mean, self.spec.slate_size)
         predicted = np.take_along_axis(mean, d_.slates, axis=1).astype(np.float64)
         return Decision(slates=d_.slates, propensities=d_.propensities, explored=d_.explored, predicted=predicted)
+
+    def width_gram(self, x: Projected, arm_p: np.ndarray, arm_a_inv: np.ndarray) -> np.ndarray:
+        """(B, F + 1, F + 1) float32 N_b with ``s = [v, 1]^T N_b [v, 1]`` for every candidate of user b.
+
+        With ``z = T_b w`` (w = [v, 1]), ``e = E w`` (E selects the first d coordinates) and
+        ``J_b = T_b - P_a^T E``: ``N_b = (J_b^T R)(J_b^T R)^T + E^T A_a^-1 E`` where
+        ``A0^-1 = R R^T`` (Cholesky). ``J_b^T`` (F + 1, D) is the 0/1 map of item coordinates
+        with the user's u on the cross diagonal, minus P_a on its first d rows; all users'
+        ``J_b^T R`` are one (B (F + 1), D) x (D, D) product, leaving one batched product per user.
+        """
+        b, d, big = arm_p.shape
+        o, f1 = x.observed, big - x.observed
+        jt = np.zeros((b, f1, big), dtype=np.float32)
+        jt[:, np.arange(f1), np.arange(o, big)] = 1.0  # item features and bias
+        jt[:, np.arange(o), np.arange(o)] = x.row_scale[:, :o]  # cross features u * e[:o]
+        jt[:, :d, :] -= arm_p
+        root = np.linalg.cholesky(self.shared.A_inv).astype(np.float32)
+        y = (jt.reshape(-1, big) @ root).reshape(b, f1, big)
+        gram = y @ np.ascontiguousarray(y.transpose(0, 2, 1))
+        gram[:, :d, :d] += arm_a_inv
+        return gram
 
     def update(self, obs: Observation, decision: Decision, feedback: Feedback) -> None:
         d = self.spec.embedding_dim
@@ -761,27 +901,48 @@ class HybridLinUCB(Agent):
         self.shared.refresh()
 
     def _update_arms(self, arms: np.ndarray, z: np.ndarray, e: np.ndarray, r: np.ndarray) -> None:
-        """Li et al. Alg. 2 update for distinct ``arms`` (n,), rows z (n, k, D), e (n, k, d), r (n, k).
+        """Li et al. Alg. 2 update for distinct ``arms`` (n,), rows z (n, k, D), e (n, k, d), r (n, k),
+        in recursive-least-squares (block Woodbury) form.
 
-        ``A0 += sum_a (B_a^T A_a^-1 B_a)_old - (B_a^T A_a^-1 B_a)_new + Z^T Z`` and likewise b0;
-        the sums over arms are single (D, n d) x (n d, D) products.
+        Per arm, with ``U = A^-1 E^T`` (d, k), ``S = I + E U = L L^T`` (k, k) and the innovations
+        ``N = Z - E P``, ``n_r = r - E q`` (the k rows' residuals under the arm's current fit):
+        ``A^-1 -= U S^-1 U^T``, ``P += U S^-1 N``, ``q += U S^-1 n_r`` (Woodbury 1950), and
+        Li et al.'s ``A0 += Z^T Z + (B^T A^-1 B)_old - (B^T A^-1 B)_new`` equals
+        ``A0 += N^T S^-1 N`` (likewise ``b0 += N^T S^-1 n_r``): the block form of the RLS
+        residual update. With ``[Wt, Nt, nt] = L^-1 [U^T, N, n_r]`` every term is a product
+        of whitened factors (symmetric by construction); the sums over arms are single
+        (D, n k) x (n k, D) products.
         """
-        arm_B, arm_b = self.arm_B[arms], self.arm_b[arms]
-        old = arm_B.reshape(-1, arm_B.shape[-1])  # (n d, D)
-        old_m, old_v = old.T @ self.arm_P[arms].reshape(old.shape), old.T @ self.arm_q[arms].reshape(-1)
-        a_inv = self.arm_A_inv[arms]  # a copy (fancy indexing): updated in place
-        for j in range(e.shape[1]):
-            sherman_morrison(a_inv, e[:, j], inplace=True)
-        arm_B += e.transpose(0, 2, 1) @ z
-        arm_b += np.matvec(e.transpose(0, 2, 1), r)
-        arm_P, arm_q = a_inv @ arm_B, np.matvec(a_inv, arm_b)
-        new = arm_B.reshape(old.shape)
-        flat_z, flat_r = z.reshape(-1, z.shape[-1]), r.reshape(-1)
-        self.shared.A += old_m - new.T @ arm_P.reshape(old.shape) + flat_z.T @ flat_z
-        self.shared.b += old_v - new.T @ arm_q.reshape(-1) + flat_z.T @ flat_r
-        self.shared.n_rows += len(flat_r)
-        self.arm_A_inv[arms], self.arm_B[arms], self.arm_b[arms] = a_inv, arm_B, arm_b
-        self.arm_P[arms], self.arm_q[arms] = arm_P, arm_q
+        state = self.arm_state[arms]  # (n, d, d + D + 1) = [A^-1, P, q]
+        d = state.shape[1]
+        big = state.shape[2] - d - 1
+        rhs = e @ state  # [U^T, E P, E q] (A^-1 symmetric)
+        s = rhs[:, :, :d] @ e.transpose(0, 2, 1)
+        s[:, np.arange(s.shape[1]), np.arange(s.shape[1])] += 1.0
+        np.subtract(z, rhs[:, :, d:-1], out=rhs[:, :, d:-1])  # N
+        np.subtract(r, rhs[:, :, -1], out=rhs[:, :, -1])  # n_r
+        white = lower_inverse(np.linalg.cholesky(s)) @ rhs  # (n, k, d + D + 1) = L^-1 [U^T, N, n_r]
+        wtt = np.ascontiguousarray(white[:, :, :d].transpose(0, 2, 1))  # (n, d, k)
+        flat = white[:, :, d:].reshape(-1, big + 1)
+        cross = flat[:, :big].T @ flat
+        white[:, :, :d] *= -1.0
+        state += wtt @ white  # A^-1 -= U S^-1 U^T; [P, q] += U S^-1 [N, n_r]
+        self.shared.A += cross[:, :big]
+        self.shared.b += cross[:, big]
+        self.shared.n_rows += r.size
+        self.arm_state[arms] = state
+
+
+def lower_inverse(lower: np.ndarray) -> np.ndarray:
+    """Batched inverse of lower-triangular matrices (n, k, k) by forward substitution, k
+    vectorised row steps (numpy has no batched triangular solve; k is the slate size)."""
+    k = lower.shape[1]
+    out = np.zeros_like(lower)
+    for j in range(k):
+        row = -np.matvec(out[:, :j, :].transpose(0, 2, 1), lower[:, j, :j]) if j else out[:, 0]
+        row[:, j] += 1.0
+        out[:, j] = row / lower[:, j, j][:, None]
+    return out
 
 
 def sherman_morrison(a_inv: np.ndarray, x: np.ndarray, *, inplace: bool = False) -> np.ndarray:
@@ -789,6 +950,7 @@ def sherman_morrison(a_inv: np.ndarray, x: np.ndarray, *, inplace: bool = False)
 
     ``(A + x x^T)^-1 = A^-1 - w w^T`` with ``w = A^-1 x / sqrt(1 + x^T A^-1 x)`` (A^-1 symmetric
     positive definite). ``inplace=True`` overwrites ``a_inv`` (no (n, d, d) temporaries kept).
+    The k = 1 case of the block update in :meth:`HybridLinUCB._update_arms`.
     """
     w = np.matvec(a_inv, x)
     w /= np.sqrt(1.0 + np.vecdot(x, w))[:, None]

@@ -120,11 +120,14 @@ NUMPY_BANDITS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("linucb", {}),
     ("linucb_hybrid", {}),
     ("lints", {}),
+    ("lints", {"propensity_group": 1}),
     ("lints", {"propensity_draws": 1}),
     ("discounted_linucb", {}),
     ("dp_linucb", {}),
 )
-"""(registered name, hyper-parameters) of the numpy bandits benchmarked (agents.bandits)."""
+"""(registered name, hyper-parameters) of the numpy bandits benchmarked (agents.bandits).
+``lints`` by default shares its 16 propensity draws within groups of 16 users;
+``propensity_group=1`` draws them per user (the unshared estimator, for comparison)."""
 
 
 def bench_numpy_bandits(setup: BenchSetup) -> list[BenchRow]:

@@ -19,8 +19,11 @@ from agents.bandits import (
     PrivateRidge,
     Projected,
     distinct_rounds,
+    lower_inverse,
     prefix_propensities,
     sherman_morrison,
+    slate_propensities,
+    top_k,
     zcdp_rho,
 )
 from agents.slates import epsilon_greedy_slates, greedy_slates
@@ -209,6 +212,66 @@ def test_prefix_propensities_by_hand() -> None:
     np.testing.assert_allclose(prefix_propensities(scores, np.array([[0, 2, 1]]))[0, 0], 1 / 5)
 
 
+def loop_prefix_propensities(scores: np.ndarray, slates: np.ndarray) -> np.ndarray:
+    """The estimator written slot by slot (masking each served item in turn), for comparison."""
+    b, n, _ = scores.shape
+    rows = np.arange(b)
+    masked = scores[:, 1:].copy()
+    agree = np.ones((b, n - 1), dtype=bool)
+    count_prev = np.full(b, float(n - 1))
+    props = np.empty(slates.shape)
+    for j in range(slates.shape[1]):
+        item = slates[:, j]
+        agree &= masked[rows, :, item] >= masked.max(axis=2)
+        count = agree.sum(axis=1).astype(np.float64)
+        props[:, j] = np.where(count > 0, count / np.maximum(count_prev, 1.0), 1.0 / (count_prev + 1.0))
+        count_prev = count
+        masked[rows, :, item] = -np.inf
+    return props
+
+
+def test_one_pass_propensities_equal_slot_by_slot_masking() -> None:
+    """slate_propensities (one masked max, candidate-major copies) = the slot-by-slot estimator,
+    including served slates that are not any copy's top-k and coarse scores with ties."""
+    rng = np.random.default_rng(3)
+    for scores in (rng.standard_normal((300, 9, 12)), rng.integers(0, 4, (300, 9, 12)).astype(np.float64)):
+        slates = greedy_slates(scores[:, 0], 4)
+        slates[::3] = np.argsort(rng.random((100, 12)), axis=1)[:, :4]  # arbitrary slates too
+        expected = loop_prefix_propensities(scores, slates)
+        np.testing.assert_array_equal(prefix_propensities(scores, slates), expected)
+        copies = scores[:, 1:].transpose(0, 2, 1).copy()
+        np.testing.assert_array_equal(slate_propensities(copies, slates), expected)
+
+
+def test_top_k_equals_greedy_slates() -> None:
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 3, (500, 10)).astype(np.float32)  # many ties: lowest index first
+    for k in (1, 3, 5, 10):
+        np.testing.assert_array_equal(top_k(scores, k), greedy_slates(scores, k))
+    scores[0, 2] = -np.inf  # non-finite: delegated
+    np.testing.assert_array_equal(top_k(scores, 4), greedy_slates(scores, 4))
+
+
+def test_lower_inverse_by_hand() -> None:
+    rng = np.random.default_rng(6)
+    lower = np.tril(rng.standard_normal((7, 5, 5))) + 3 * np.eye(5)
+    np.testing.assert_allclose(lower_inverse(lower) @ lower, np.broadcast_to(np.eye(5), (7, 5, 5)), atol=1e-12)
+
+
+def test_lints_group_shares_propensity_draws() -> None:
+    """Users of one propensity group share their Monte Carlo copies: identical users in one
+    group that were served the same slate get the same propensity estimates."""
+    env = small_env()
+    agent = trained("lints", env, v=0.5, propensity_draws=20, propensity_group=64)
+    decision = agent.act(repeated_obs(env, 64), np.random.default_rng(2))
+    slates, counts = np.unique(decision.slates, axis=0, return_counts=True)
+    rows = (decision.slates == slates[counts.argmax()]).all(axis=1)
+    assert rows.sum() >= 2
+    np.testing.assert_array_equal(
+        decision.propensities[rows], np.broadcast_to(decision.propensities[rows][0], (rows.sum(), 3))
+    )
+
+
 def test_lints_with_zero_scale_is_greedy() -> None:
     env = small_env()
     agent = make_agent("lints", spec_of(env), v=0.0, propensity_draws=4)
@@ -377,6 +440,7 @@ BAD_PARAMS = [
     ("linucb_hybrid", {"user_slots": 2.5}, "linucb_hybrid.user_slots"),
     ("lints", {"v": -0.1}, "lints.v"),
     ("lints", {"propensity_draws": 0}, "lints.propensity_draws"),
+    ("lints", {"propensity_group": 0}, "lints.propensity_group"),
     ("discounted_linucb", {"gamma": 0.0}, r"discounted_linucb.gamma must be a number in \(0.0, 1.0\]"),
     ("discounted_linucb", {"gamma": 1.2}, "discounted_linucb.gamma"),
     ("dp_linucb", {"epsilon": 0.0}, "dp_linucb.epsilon"),
