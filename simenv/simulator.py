@@ -230,35 +230,34 @@ class Simulator:
         if rows is None:
             self._slots = slots
             self._utility = np.empty(slots.shape, dtype=np.float32)
-            self._best_slate = np.empty((n, cfg.slate_size), dtype=np.int64)
             chunk = max(1, _OBS_CHUNK_BYTES // (4 * cfg.n_candidates * self.item_dim))
             for lo in range(0, n, chunk):
                 part = slice(lo, lo + chunk)
-                self._score_candidates(
-                    users[part], slots[part], obs["candidates"][part], self._utility[part], self._best_slate[part]
+                self._fill_candidates(
+                    users[part], slots[part], obs["candidates"][part], obs["item_ids"][part], self._utility[part]
                 )
-            np.take(cat.item_id, slots, out=obs["item_ids"])
+            self._best_slate = top_k(self._utility, cfg.slate_size)
             np.take(pop.user_id, users, out=obs["user_id"])
             pop.features(users, out=obs["user"])
         else:
             features = np.empty((n, *obs["candidates"].shape[1:]), dtype=np.float32)
+            item_ids = np.empty(slots.shape, dtype=np.int64)
             utility = np.empty(slots.shape, dtype=np.float32)
-            best = np.empty((n, cfg.slate_size), dtype=np.int64)
-            self._score_candidates(users, slots, features, utility, best)
+            self._fill_candidates(users, slots, features, item_ids, utility)
             obs["candidates"][rows] = features
-            obs["item_ids"][rows] = cat.item_id[slots]
+            obs["item_ids"][rows] = item_ids
             obs["user_id"][rows] = pop.user_id[users]
             obs["user"][rows] = pop.features(users, out=np.empty((n, self.user_dim), dtype=np.float32))
             self._slots[rows] = slots
             self._utility[rows] = utility
-            self._best_slate[rows] = best
+            self._best_slate[rows] = top_k(utility, cfg.slate_size)
 
-    def _score_candidates(
-        self, users: np.ndarray, slots: np.ndarray, features: np.ndarray, utility: np.ndarray, best: np.ndarray
+    def _fill_candidates(
+        self, users: np.ndarray, slots: np.ndarray, features: np.ndarray, item_ids: np.ndarray, utility: np.ndarray
     ) -> None:
         """For one block of B users: gather candidate features (B, C, F_i) into
-        ``features``, write utilities ``u = theta.e + alpha q - gamma s[c]`` (B, C) into
-        ``utility`` and the top-k candidates into ``best`` (B, k).
+        ``features`` and ids (B, C) into ``item_ids``, and write the true utilities
+        ``u = theta.e + alpha q - gamma s[c]`` (B, C) into ``utility``.
 
         The block is small enough to stay in cache, so theta.e + alpha q is one matvec
         over the just-gathered [embedding, quality] columns with [theta, alpha].
@@ -266,6 +265,7 @@ class Simulator:
         cfg, cat, pop = self.config, self.catalog, self.population
         d = cfg.catalog.dim
         np.take(cat.features, slots, axis=0, out=features)
+        np.take(cat.item_id, slots, out=item_ids)
         weights = np.empty((len(users), d + 1), dtype=np.float32)
         np.take(pop.interest, users, axis=0, out=weights[:, :d])
         weights[:, d] = cfg.choice.quality_weight
@@ -278,7 +278,6 @@ class Simulator:
             penalty = np.take(satiation, index)
             penalty *= cfg.dynamics.satiation
             utility -= penalty
-        top_k(utility, cfg.slate_size, out=best)
 
     def decision_info(self, info: dict[str, Any] | None = None) -> dict[str, Any]:
         """Ground truth for the current candidates: ``candidate_utility`` (N, C) true
