@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.runner import MANIFEST, SUMMARY, WINDOWS, RunError, load_manifest
+from experiments.runner import ID_COLUMNS, MANIFEST, SUMMARY, WINDOWS, RunError, load_manifest
 
 KEY_METRICS = (
     "reward_per_user_step",
@@ -42,26 +42,10 @@ KEY_METRICS = (
 """The metrics printed after a run and compared by ``bubblegym compare``."""
 
 NON_METRICS = frozenset(
-    {
-        "task",
-        "scenario",
-        "world",
-        "world_label",
-        "agent",
-        "agent_name",
-        "variant",
-        "arm",
-        "seed",
-        "world_seed",
-        "params",
-        "window",
-        "step_start",
-        "step_end",
-        "user_steps",
-        "train_time_s",
-        "wall_time_s",
-    }
+    {*ID_COLUMNS, "task", "world_seed", "params", "window", "step_start", "step_end"}
+    | {"user_steps", "train_time_s", "wall_time_s"}
 )
+"""Columns of the result tables that are not metrics."""
 
 
 @dataclass
