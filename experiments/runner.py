@@ -125,6 +125,16 @@ def _point_label(point: Mapping[str, Any]) -> str:
     return ", ".join(f"{key}={value}" for key, value in point.items())
 
 
+def _expected_cost(task: Task) -> int:
+    """A rough cost to start long tasks first (agents that train before serving), so the
+    last worker is not left alone with a long task at the end. The sort is stable: equal
+    costs keep the order of :func:`make_tasks`."""
+    from agents.registry import agent_class
+
+    entry = task.scenario.agent(task.label)
+    return task.scenario.training_steps(entry) if hasattr(agent_class(entry.name), "train") else 0
+
+
 def make_tasks(scenario: Scenario) -> list[Task]:
     """Every task of ``scenario``, ordered world point, agent, variant, seed.
 
@@ -641,7 +651,7 @@ def run_scenario(
     prepare_run_dir(scenario, out, force=force)
     manifest = build_manifest(scenario, tasks, backend=backend, workers=n_workers)
     write_json_atomic(manifest, out / MANIFEST)
-    pending = [t for t in tasks if not task_done(out, t)]
+    pending = sorted((t for t in tasks if not task_done(out, t)), key=_expected_cost, reverse=True)
     result = RunResult(out, skipped=[t.task_id for t in tasks if t not in pending])
     _drive(BACKENDS[backend](pending, out, n_workers, progress), len(pending), progress, scenario.name)
     result.ran = [t.task_id for t in pending]
