@@ -228,7 +228,7 @@ def as_sb3_vec_env(env_or_config: Any, n_envs: int, discrete: bool = False) -> S
     if isinstance(env_or_config, str):
         env_or_config = get_preset(env_or_config)
     if isinstance(env_or_config, WorldConfig):
-        return SB3RecVecEnv(RecVectorEnv(n_envs, config=env_or_config), discrete)
+        return SB3RecVecEnv(RecVectorEnv(n_envs, config=env_or_config, oracle=False), discrete)
     raise TypeError(
         "env_or_config must be an SB3RecVecEnv, a simenv.RecVectorEnv, a WorldConfig or a preset name; "
         f"got {type(env_or_config).__name__}"

@@ -45,10 +45,10 @@ def _best_of(fn, repeats: int) -> float:
     return best
 
 
-def bench_vector(shape: dict, n: int, steps: int) -> tuple[float, float]:
+def bench_vector(shape: dict, n: int, steps: int, oracle: bool = True) -> tuple[float, float]:
     """(user-steps/s of RecVectorEnv, user-steps/s of the bare feature gather)."""
     config = with_overrides(simenv.get_preset("default"), shape)
-    env = RecVectorEnv(n, config=config)
+    env = RecVectorEnv(n, config=config, oracle=oracle)
     env.reset(seed=0)
     rng = np.random.default_rng(1)
     pool = [np.argsort(rng.random((n, config.n_candidates)), axis=1)[:, : config.slate_size] for _ in range(8)]
@@ -119,6 +119,12 @@ def main() -> None:
 
             mem = peak_memory(build)
             print(f"{name:<8}{n:>8}{world:>21,.0f}{bound:>15,.0f}{world / bound:>8.0%}{mem:>10.1f}")
+
+    print("\nwithout the oracle's ground truth (RecVectorEnv(..., oracle=False), e.g. for training):")
+    for name, shape in SHAPES.items():
+        n = POPULATIONS[-1]
+        world, bound = bench_vector(shape, n, max(20, user_steps // n), oracle=False)
+        print(f"{name:<8}{n:>8}{world:>21,.0f}{bound:>15,.0f}{world / bound:>8.0%}")
 
     print()
     for name, shape in SHAPES.items():

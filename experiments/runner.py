@@ -299,7 +299,7 @@ def _train_if_needed(agent: Agent, scenario: Scenario, steps: int, config: Any, 
     if scenario.training.users is not None:
         from simenv import RecVectorEnv
 
-        target = RecVectorEnv(scenario.training.users, config=config)
+        target = RecVectorEnv(scenario.training.users, config=config, oracle=False)
     _call_train(train, target, steps, plan.training_seed % 2**31)
     return time.perf_counter() - started
 

@@ -67,6 +67,8 @@ class RecEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         preset: name of a world preset (see :data:`simenv.config.PRESETS`).
         config: an explicit :class:`WorldConfig` (overrides ``preset``).
         overrides: nested field overrides, e.g. ``{"dynamics": {"drift": 0.1}}``.
+        oracle: compute the myopic oracle's ground truth (``best_slate``,
+            ``oracle_expected_reward``) each step; off is faster (see :class:`Simulator`).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
@@ -76,8 +78,10 @@ class RecEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         preset: str = "default",
         config: WorldConfig | None = None,
         overrides: dict[str, Any] | None = None,
+        oracle: bool = True,
     ) -> None:
         self.config = resolve_config(preset, config, overrides)
+        self.oracle = oracle
         self.sim: Simulator | None = None
         self._ended = False
         self.observation_space = observation_space(self.config)
@@ -94,7 +98,7 @@ class RecEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if seed is not None or self.sim is None:
             if seed is None:
                 seed = int(self.np_random.integers(2**63))
-            self.sim = Simulator(self.config, 1, seed)
+            self.sim = Simulator(self.config, 1, seed, oracle=self.oracle)
             obs, info = self.sim.obs, self.sim.decision_info()
         else:
             obs = self.sim.obs if self._ended else self.sim.restart(np.zeros(1, dtype=np.int64))
@@ -126,7 +130,7 @@ class RecVectorEnv(gym.vector.VectorEnv):
 
     Args:
         num_envs: N, sessions stepped together.
-        preset, config, overrides: the world, as for :class:`RecEnv`.
+        preset, config, overrides, oracle: the world, as for :class:`RecEnv`.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
@@ -137,12 +141,13 @@ class RecVectorEnv(gym.vector.VectorEnv):
         preset: str = "default",
         config: WorldConfig | None = None,
         overrides: dict[str, Any] | None = None,
+        oracle: bool = True,
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
             raise ConfigError(f"num_envs (sessions stepped at once) must be an integer >= 1; got {num_envs!r}")
         self.config = resolve_config(preset, config, overrides)
         self.num_envs = int(num_envs)
-        self.sim = Simulator(self.config, self.num_envs, seed=0)
+        self.sim = Simulator(self.config, self.num_envs, seed=0, oracle=oracle)
         self._seeded = False
         self.single_observation_space = observation_space(self.config)
         self.single_action_space = action_space(self.config)

@@ -429,3 +429,21 @@ def test_cli_rejects_bad_arguments(capsys, argv: list[str], message: str) -> Non
         main(argv)
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_switching_the_oracle_off_changes_nothing_but_the_oracle_keys() -> None:
+    rng = np.random.default_rng(5)
+    with_oracle, without = RecVectorEnv(16, preset="cold_start"), RecVectorEnv(16, preset="cold_start", oracle=False)
+    obs_a, info_a = with_oracle.reset(seed=9)
+    obs_b, info_b = without.reset(seed=9)
+    assert "best_slate" in info_a and "best_slate" not in info_b
+    for _ in range(40):
+        action = np.argsort(rng.random((16, with_oracle.config.n_candidates)), axis=1)[:, :5]
+        obs_a, reward_a, term_a, trunc_a, info_a = with_oracle.step(action)
+        obs_b, reward_b, term_b, trunc_b, info_b = without.step(action)
+        for key in obs_a:
+            np.testing.assert_array_equal(obs_a[key], obs_b[key])
+        np.testing.assert_array_equal(reward_a, reward_b)
+        np.testing.assert_array_equal(term_a | trunc_a, term_b | trunc_b)
+        np.testing.assert_allclose(info_a["expected_reward"], info_b["expected_reward"], rtol=1e-6)
+        assert "oracle_expected_reward" in info_a and "oracle_expected_reward" not in info_b
