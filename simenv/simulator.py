@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from simenv import choice as choice_model
-from simenv import dynamics
+from simenv import kernels
 from simenv.catalog import ITEM_EXTRA_FEATURES, Catalog, retrieve_candidates
 from simenv.config import ConfigError, WorldConfig
 from simenv.population import Population, ReturnQueue, user_feature_dim
@@ -28,10 +28,6 @@ from simenv.population import Population, ReturnQueue, user_feature_dim
 Observation = dict[str, np.ndarray]
 """Keys: ``user`` (N, F_u) float32, ``candidates`` (N, C, F_i) float32,
 ``item_ids`` (N, C) int64, ``user_id`` (N,) int64."""
-
-_OBS_CHUNK_BYTES = 1 << 20
-"""Candidate features gathered per block (about 1 MiB): the block stays in cache while
-its utilities are computed from it, so the (N, C, F_i) data is streamed from memory once."""
 
 STREAMS = ("catalog", "users", "retrieval", "choice", "response", "dynamics")
 
@@ -72,31 +68,16 @@ def repair_slate(action: np.ndarray, n_candidates: int) -> tuple[np.ndarray, np.
     Raises:
         ValueError: wrong shape or an index outside [0, C).
     """
-    slate = np.array(action, dtype=np.int64, copy=True)
-    if slate.ndim != 2:
-        raise ValueError(f"a slate action must have shape (n_sessions, slate_size); got shape {slate.shape}")
-    if slate.size and (np.minimum.reduce(slate, axis=None) < 0 or np.maximum.reduce(slate, axis=None) >= n_candidates):
+    action = np.asarray(action)
+    if action.ndim != 2:
+        raise ValueError(f"a slate action must have shape (n_sessions, slate_size); got shape {action.shape}")
+    slate = np.empty(action.shape, dtype=np.int64)
+    repaired = np.empty(action.shape[0], dtype=bool)
+    if kernels.repair_slates(np.ascontiguousarray(action, dtype=np.int64), n_candidates, slate, repaired) >= 0:
         raise ValueError(
             f"slate entries must be candidate indices in [0, {n_candidates - 1}]; "
-            f"got values from {slate.min()} to {slate.max()}"
+            f"got values from {action.min()} to {action.max()}"
         )
-    ordered = np.sort(slate, axis=1)
-    repaired = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
-    rows = np.flatnonzero(repaired)
-    if rows.size:
-        sub = slate[rows]
-        k = sub.shape[1]
-        # repeat[b, j]: sub[b, j] already appears at an earlier position.
-        repeat = ((sub[:, :, None] == sub[:, None, :]) & np.tri(k, k, -1, dtype=bool)).any(axis=2)
-        used = np.zeros((rows.size, n_candidates), dtype=bool)
-        used[np.arange(rows.size)[:, None], sub] = True
-        for j in range(1, k):
-            fix = np.flatnonzero(repeat[:, j])
-            if fix.size:
-                free = np.argmin(used[fix], axis=1)
-                sub[fix, j] = free
-                used[fix, free] = True
-        slate[rows] = sub
     return slate, repaired
 
 
@@ -140,11 +121,12 @@ class Simulator:
         n_sessions: N, sessions stepped together (the vector env's ``num_envs``).
         seed: the one seed everything is drawn from.
         oracle: compute the myopic oracle's ground truth each step (``best_slate`` and
-            ``oracle_expected_reward``, needed for regret). Off, a step is about 20%
-            cheaper (for training); everything else, random draws included, is unchanged.
+            ``oracle_expected_reward``, needed for regret). Off, a step is cheaper (for
+            training); everything else, random draws included, is unchanged.
 
     The population holds ``config.users.population_size`` users (default: N); a session
     that ends hands its user back to a FIFO of waiting users and takes the next one.
+    The arithmetic of a step runs in the compiled loops of :mod:`simenv.kernels`.
     """
 
     def __init__(self, config: WorldConfig, n_sessions: int, seed: int | None = None, *, oracle: bool = True) -> None:
@@ -162,9 +144,11 @@ class Simulator:
         c, k = config.n_candidates, config.slate_size
         self.user_dim = user_feature_dim(config.users, config.catalog.n_topics)
         self.item_dim = config.catalog.dim + len(ITEM_EXTRA_FEATURES)
-        self._position_penalty = choice_model.position_penalty(k, config.choice.position_bias)
+        self._position_penalty = choice_model.position_penalty(k, config.choice.position_bias).astype(np.float64)
+        self._params = step_params(config)
         n = self.n_sessions
-        self._rows_twice = np.tile(np.arange(n), 2)[:, None]
+        self._all_rows = np.arange(n, dtype=np.int64)
+        self._no_best = np.empty((0, k), dtype=np.int64)
         # Two observation buffers, written alternately: the observation a step returns
         # stays valid until the step after next, so (s, a, r, s') can be kept without copies.
         self._buffers = [
@@ -224,65 +208,27 @@ class Simulator:
 
     # ------------------------------------------------------------------ observation
     def _observe(self, rows: np.ndarray | None = None) -> None:
-        """Retrieve candidates for ``rows`` (all if None) and write their observation,
-        true utilities and myopic best slates."""
+        """Retrieve candidates for the sessions ``rows`` (all if None) and write their
+        observation, true utilities and myopic best slates (:func:`kernels.observe`)."""
         cfg, cat, pop = self.config, self.catalog, self.population
         obs = self.obs
-        n = self.n_sessions if rows is None else len(rows)
-        slots = retrieve_candidates(cat, n, cfg.n_candidates, cfg.n_fresh_candidates, self.streams.retrieval)
-        users = self.session_user if rows is None else self.session_user[rows]
+        n, k = self.n_sessions, cfg.slate_size
+        count = n if rows is None else len(rows)
+        slots = retrieve_candidates(cat, count, cfg.n_candidates, cfg.n_fresh_candidates, self.streams.retrieval)
         if rows is None:
+            # Fresh arrays each step: the previous step's info keeps its own.
+            rows = self._all_rows
             self._slots = slots
             self._utility = np.empty(slots.shape, dtype=np.float32)
-            chunk = max(1, _OBS_CHUNK_BYTES // (4 * cfg.n_candidates * self.item_dim))
-            for lo in range(0, n, chunk):
-                part = slice(lo, lo + chunk)
-                self._fill_candidates(
-                    users[part], slots[part], obs["candidates"][part], obs["item_ids"][part], self._utility[part]
-                )
-            self._best_slate = top_k(self._utility, cfg.slate_size) if self.oracle else None
-            np.take(pop.user_id, users, out=obs["user_id"])
-            pop.features(users, out=obs["user"])
+            self._best_slate = np.empty((n, k), dtype=np.int64) if self.oracle else self._no_best
         else:
-            features = np.empty((n, *obs["candidates"].shape[1:]), dtype=np.float32)
-            item_ids = np.empty(slots.shape, dtype=np.int64)
-            utility = np.empty(slots.shape, dtype=np.float32)
-            self._fill_candidates(users, slots, features, item_ids, utility)
-            obs["candidates"][rows] = features
-            obs["item_ids"][rows] = item_ids
-            obs["user_id"][rows] = pop.user_id[users]
-            obs["user"][rows] = pop.features(users, out=np.empty((n, self.user_dim), dtype=np.float32))
             self._slots[rows] = slots
-            self._utility[rows] = utility
-            if self.oracle:
-                self._best_slate[rows] = top_k(utility, cfg.slate_size)
-
-    def _fill_candidates(
-        self, users: np.ndarray, slots: np.ndarray, features: np.ndarray, item_ids: np.ndarray, utility: np.ndarray
-    ) -> None:
-        """For one block of B users: gather candidate features (B, C, F_i) into
-        ``features`` and ids (B, C) into ``item_ids``, and write the true utilities
-        ``u = theta.e + alpha q - gamma s[c]`` (B, C) into ``utility``.
-
-        The block is small enough to stay in cache, so theta.e + alpha q is one matvec
-        over the just-gathered [embedding, quality] columns with [theta, alpha].
-        """
-        cfg, cat, pop = self.config, self.catalog, self.population
-        d = cfg.catalog.dim
-        np.take(cat.features, slots, axis=0, out=features)
-        np.take(cat.item_id, slots, out=item_ids)
-        weights = np.empty((len(users), d + 1), dtype=np.float32)
-        np.take(pop.interest, users, axis=0, out=weights[:, :d])
-        weights[:, d] = cfg.choice.quality_weight
-        np.matvec(features[:, :, : d + 1], weights, out=utility)
-        if cfg.dynamics.satiation:
-            # s_b[c_j] through flat indices into the block's (B, K) satiation rows.
-            satiation = pop.satiation[users]
-            index = cat.topic[slots]
-            index += (np.arange(len(users), dtype=index.dtype) * satiation.shape[1])[:, None]
-            penalty = np.take(satiation, index)
-            penalty *= cfg.dynamics.satiation
-            utility -= penalty
+        kernels.observe(
+            rows, self.session_user[rows], slots, cat.features, cat.item_id, cat.topic,
+            pop.interest, pop.satiation, pop.observed, pop.history, pop.user_id,
+            cfg.choice.quality_weight, cfg.dynamics.satiation,
+            obs["candidates"], obs["item_ids"], self._utility, obs["user"], obs["user_id"], self._best_slate,
+        )  # fmt: skip
 
     def decision_info(self, info: dict[str, Any] | None = None) -> dict[str, Any]:
         """Ground truth for the current candidates: ``candidate_utility`` (N, C) true
@@ -296,37 +242,6 @@ class Simulator:
         return info
 
     # ------------------------------------------------------------------ step
-    def _choice_probs(self, utility: np.ndarray) -> np.ndarray:
-        c = self.config.choice
-        fn = choice_model.mnl_probs if c.model == "mnl" else choice_model.cascade_probs
-        return fn(utility - self._position_penalty, c.beta, c.no_click_utility)
-
-    def _outcomes(self, slate: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """The law of what users ``rows`` (B, 1) would do with candidate-index slates (B, k).
-
-        Returns a dict of ``slots`` (B, k) catalog slots, ``probs`` (B, k + 1) choice
-        probabilities, ``share`` (B, k) share of each item watched before noise,
-        ``item_value`` (B, k) each item's expected reward given a click, and
-        ``expected`` (B,) the slate's expected reward.
-        """
-        cfg, cat, pop = self.config, self.catalog, self.population
-        r = cfg.response
-        slots = self._slots[rows, slate]
-        utility = self._utility[rows, slate]
-        quality = cat.quality[slots]
-        # theta.e recovered from the stored utility: u - alpha q + gamma s[c].
-        affinity = utility - cfg.choice.quality_weight * quality
-        if cfg.dynamics.satiation:
-            affinity += cfg.dynamics.satiation * pop.satiation[self.session_user[rows], cat.topic[slots]]
-        probs = self._choice_probs(utility)
-        share = choice_model.engagement_share(affinity, quality, r.affinity_weight, r.quality_weight, r.bias)
-        if r.reward == "click":
-            item_value = np.ones_like(share)
-        else:
-            item_value = choice_model.expected_engagement(cat.length[slots], share, r.noise)
-        expected = np.vecdot(probs[:, :-1], item_value)
-        return {"slots": slots, "probs": probs, "share": share, "item_value": item_value, "expected": expected}
-
     def step(self, action: np.ndarray) -> tuple[Observation, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Serve one slate per session.
 
@@ -341,76 +256,49 @@ class Simulator:
             ``info["final_obs"]`` (rows where ``info["_final_obs"]``).
         """
         cfg, cat, pop, rs = self.config, self.catalog, self.population, self.streams
-        dyn, resp = cfg.dynamics, cfg.response
-        n, k = self.n_sessions, cfg.slate_size
+        n, k, d = self.n_sessions, cfg.slate_size, cfg.catalog.dim
         slate, repaired = repair_slate(action, cfg.n_candidates)
         if slate.shape != (n, k):
             raise ValueError(f"action must have shape ({n}, {k}) (sessions, slate_size); got {slate.shape}")
-        # The served slates and the myopic best ones, evaluated together.
-        if self.oracle:
-            law = self._outcomes(np.concatenate([slate, self._best_slate]), self._rows_twice)
-        else:
-            law = self._outcomes(slate, self._rows_twice[:n])
-        slots, probs, share = law["slots"][:n], law["probs"][:n], law["share"][:n]
-        item_value, expected = law["item_value"][:n], law["expected"][:n]
+        # The world's own noise, drawn in a fixed order from its own streams.
+        choice_uniform = rs.choice.random(n)
+        response_uniform = rs.response.random(n)
+        drift_shape = (n, d) if cfg.dynamics.drift else (0, d)
+        drift_normal = rs.dynamics.standard_normal(drift_shape, dtype=np.float32)
 
-        # Choice and engagement, with the world's own noise.
-        position = choice_model.sample_choice(probs, rs.choice.random(n))
-        clicked = position >= 0
-        rows = self._rows_twice[:n, 0]
-        pick = np.where(clicked, position, 0)
-        chosen = slots[rows, pick]
-        length = cat.length[chosen]
-        watch = choice_model.sample_engagement(length, share[rows, pick], resp.noise, rs.response.random(n))
-        watch = np.where(clicked, watch, 0.0).astype(np.float32)
-        engaged_share = watch / length
-        consumed_topic = np.where(clicked, cat.topic[chosen], -1)
-        reward = watch if resp.reward == "engagement" else clicked.astype(np.float32)
-
-        # Dynamics of the acting users.
         users = self.session_user
-        theta = pop.interest[users]
-        consumed = cat.embedding[chosen]
-        theta = dynamics.amplify(theta, consumed, clicked, dyn.amplification)
-        if dyn.exposure:
-            shown = consumed * -clicked[:, None].astype(np.float32)
-            for slot in range(k):  # k gathers of (N, d): faster than summing (N, k, d)
-                shown += cat.embedding[slots[:, slot]]
-            unclicked = (k - clicked).astype(np.float32)
-            shown /= np.maximum(unclicked, 1.0)[:, None]
-            theta = dynamics.expose(theta, shown, unclicked > 0, dyn.exposure)
-        if dyn.drift:
-            noise = rs.dynamics.standard_normal(theta.shape, dtype=np.float32)
-            theta = dynamics.drift(theta, noise, dyn.drift)
-        pop.interest[users] = theta
-        pop.satiation[users] = dynamics.satiate(pop.satiation[users], consumed_topic, dyn.satiation_decay)
-        pop.history[users[clicked], consumed_topic[clicked]] += 1.0
-        satisfaction = dynamics.update_satisfaction(pop.satisfaction[users], engaged_share, dyn.satisfaction_rate)
-        pop.satisfaction[users] = satisfaction
-        self.budget = dynamics.spend_budget(self.budget, engaged_share, dyn.budget_cost, dyn.budget_restore)
-        self.session_steps += 1
-        churn = dynamics.churned(satisfaction, dyn.churn_threshold)
-        terminated = (self.budget <= 0) | churn
-        truncated = (self.session_steps >= cfg.users.max_steps) & ~terminated
-
-        info: dict[str, Any] = {
+        out = {
             "user_id": pop.user_id[users],
             "slate": slate,
-            "slate_items": cat.item_id[slots],
-            "slate_topics": cat.topic[slots],
+            "slate_items": np.empty((n, k), dtype=np.int64),
+            "slate_topics": np.empty((n, k), dtype=np.int64),
             "slate_repaired": repaired,
-            "choice_probs": probs,
-            "click": position,
-            "engagement": watch,
-            "expected_item_reward": item_value,
-            "expected_reward": expected,
-            "consumed_topic": consumed_topic,
-            "interest": theta,
-            "satisfaction": satisfaction,
-            "churned": churn,
+            "choice_probs": np.empty((n, k + 1)),
+            "click": np.empty(n, dtype=np.int64),
+            "engagement": np.empty(n, dtype=np.float32),
+            "expected_item_reward": np.empty((n, k)),
+            "expected_reward": np.empty(n),
+            "consumed_topic": np.empty(n, dtype=np.int64),
+            "interest": np.empty((n, d), dtype=np.float32),
+            "satisfaction": np.empty(n, dtype=np.float32),
+            "churned": np.empty(n, dtype=bool),
         }
         if self.oracle:
-            info["oracle_expected_reward"] = law["expected"][n:]
+            out["oracle_expected_reward"] = np.empty(n)
+        reward = np.empty(n, dtype=np.float32)
+        terminated = np.empty(n, dtype=bool)
+        truncated = np.empty(n, dtype=bool)
+        kernels.serve(
+            slate, self._best_slate, self._slots, self._utility, users,
+            cat.embedding, cat.item_id, cat.topic, cat.quality, cat.length,
+            pop.interest, pop.satiation, pop.history, pop.satisfaction, self.budget, self.session_steps,
+            self._position_penalty, self._params, choice_uniform, response_uniform, drift_normal,
+            out["choice_probs"], out["expected_item_reward"], out["expected_reward"],
+            out.get("oracle_expected_reward", self._no_expected), out["click"], out["engagement"], reward,
+            out["consumed_topic"], out["slate_items"], out["slate_topics"], out["interest"],
+            out["satisfaction"], out["churned"], terminated, truncated,
+        )  # fmt: skip
+        info: dict[str, Any] = out
 
         # The world moves on: arrivals, then the next observation.
         self.t += 1
@@ -423,6 +311,34 @@ class Simulator:
             rows_ended = np.flatnonzero(ended)
             info["final_obs"] = {key: value[rows_ended].copy() for key, value in self.obs.items()}
             info["_final_obs"] = ended
-            self._start_sessions(rows_ended, churn[rows_ended])
+            self._start_sessions(rows_ended, out["churned"][rows_ended])
             self._observe(rows_ended)
         return self.obs, reward, terminated, truncated, self.decision_info(info)
+
+    _no_expected = np.empty(0)
+
+
+def step_params(config: WorldConfig) -> kernels.StepParams:
+    """The scalar parameters of :func:`kernels.serve` from a world config."""
+    c, r, dyn = config.choice, config.response, config.dynamics
+    return kernels.StepParams(
+        beta=float(c.beta),
+        no_click_utility=float(c.no_click_utility),
+        quality_weight=float(c.quality_weight),
+        cascade=c.model == "cascade",
+        affinity_weight=float(r.affinity_weight),
+        response_quality_weight=float(r.quality_weight),
+        response_bias=float(r.bias),
+        noise=float(r.noise),
+        reward_is_click=r.reward == "click",
+        amplification=float(dyn.amplification),
+        exposure=float(dyn.exposure),
+        satiation=float(dyn.satiation),
+        satiation_decay=float(dyn.satiation_decay),
+        drift=float(dyn.drift),
+        budget_cost=float(dyn.budget_cost),
+        budget_restore=float(dyn.budget_restore),
+        satisfaction_rate=float(dyn.satisfaction_rate),
+        churn_threshold=float(dyn.churn_threshold),
+        max_steps=int(config.users.max_steps),
+    )

@@ -1,0 +1,129 @@
+"""The compiled step (simenv.kernels) against the model's pure numpy functions.
+
+The pure functions of simenv.choice and simenv.dynamics are the specification (hand-checked
+in test_choice_dynamics.py); a world step must equal their composition. The choice law
+and ground truth are checked in test_envs.py; here: the sampled outcome, every dynamics
+update and the session ends, over presets that switch different dynamics on.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from simenv import RecVectorEnv, dynamics, kernels
+from simenv.choice import engagement_share, sample_choice, sample_engagement
+
+CASES = {
+    "default": {},
+    "all dynamics strong": {
+        "dynamics": {"amplification": 0.2, "exposure": 0.1, "drift": 0.1, "satiation": 1.0, "churn_threshold": 0.3},
+        "users": {"budget_mean": 4.0, "max_steps": 3},
+    },
+    "cascade, clicks, no noise": {
+        "choice": {"model": "cascade", "position_bias": 0.5},
+        "response": {"reward": "click", "noise": 0.0},
+        "dynamics": {"drift": 0.0, "exposure": 0.0},
+    },
+}
+
+
+def _reference_step(sim, slate: np.ndarray, info: dict, streams) -> dict[str, np.ndarray]:
+    """Everything a step changes, from the pure functions, the pre-step state and the
+    step's own random draws (replayed from copies of the world's generators)."""
+    cfg, cat, pop = sim.config, sim.catalog, sim.population
+    dyn, resp = cfg.dynamics, cfg.response
+    n, k, d = sim.n_sessions, cfg.slate_size, cfg.catalog.dim
+    users = sim.session_user.copy()
+    rows = np.arange(n)
+    slots = sim._slots[rows[:, None], slate]
+
+    position = sample_choice(info["choice_probs"], streams.choice.random(n))
+    response_uniform = streams.response.random(n)
+    normal = streams.dynamics.standard_normal((n, d), dtype=np.float32) if dyn.drift else None
+    clicked = position >= 0
+    chosen = slots[rows, np.where(clicked, position, 0)]
+    length = cat.length[chosen].astype(np.float64)
+    affinity = np.einsum("bd,bd->b", pop.interest[users].astype(np.float64), cat.embedding[chosen])
+    share = engagement_share(affinity, cat.quality[chosen], resp.affinity_weight, resp.quality_weight, resp.bias)
+    watch = np.where(clicked, sample_engagement(length, share, resp.noise, response_uniform), 0.0)
+    engaged = np.where(clicked, watch / length, 0.0)
+    topic = np.where(clicked, cat.topic[chosen], -1)
+
+    theta = pop.interest[users].astype(np.float64)
+    theta = dynamics.amplify(theta, cat.embedding[chosen].astype(np.float64), clicked, dyn.amplification)
+    unclicked = k - clicked
+    shown = cat.embedding[slots].astype(np.float64).sum(axis=1) - clicked[:, None] * cat.embedding[chosen]
+    theta = dynamics.expose(theta, shown / np.maximum(unclicked, 1)[:, None], unclicked > 0, dyn.exposure)
+    if normal is not None:
+        theta = dynamics.drift(theta, normal.astype(np.float64), dyn.drift)
+    satisfaction = pop.satisfaction[users].astype(np.float64)
+    satisfaction = dynamics.update_satisfaction(satisfaction, engaged, dyn.satisfaction_rate)
+    budget = dynamics.spend_budget(sim.budget.astype(np.float64), engaged, dyn.budget_cost, dyn.budget_restore)
+    churn = dynamics.churned(satisfaction, dyn.churn_threshold)
+    terminated = (budget <= 0) | churn
+    history = pop.history[users].copy()
+    history[rows[clicked], topic[clicked]] += 1
+    return {
+        "click": position,
+        "engagement": watch,
+        "consumed_topic": topic,
+        "interest": theta,
+        "satiation": dynamics.satiate(pop.satiation[users].astype(np.float64), topic, dyn.satiation_decay),
+        "history": history,
+        "satisfaction": satisfaction,
+        "churned": churn,
+        "budget": budget,
+        "terminated": terminated,
+        "truncated": (sim.session_steps + 1 >= cfg.users.max_steps) & ~terminated,
+    }
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_step_equals_the_composition_of_the_pure_functions(case: str, make_slates) -> None:
+    n = 300
+    env = RecVectorEnv(n, overrides=CASES[case])
+    _, info = env.reset(seed=11)
+    rng = np.random.default_rng(5)
+    cfg = env.config
+    for _ in range(6):
+        sim = env.sim
+        users = sim.session_user.copy()
+        slate = make_slates(rng, n, cfg.n_candidates, cfg.slate_size)
+        streams = copy.deepcopy(sim.streams)
+        before = copy.deepcopy(sim)
+        _, reward, terminated, truncated, info = env.step(slate)
+        ref = _reference_step(before, slate, info, streams)
+        np.testing.assert_array_equal(info["click"], ref["click"])
+        np.testing.assert_array_equal(info["consumed_topic"], ref["consumed_topic"])
+        np.testing.assert_allclose(info["engagement"], ref["engagement"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(info["interest"], ref["interest"], atol=1e-5)
+        stayed = ~info["churned"]  # a churned user's row now holds a new user
+        pop = sim.population
+        np.testing.assert_allclose(pop.interest[users[stayed]], ref["interest"][stayed], atol=1e-5)
+        np.testing.assert_allclose(pop.satiation[users[stayed]], ref["satiation"][stayed], atol=1e-6)
+        np.testing.assert_array_equal(pop.history[users[stayed]], ref["history"][stayed])
+        np.testing.assert_allclose(info["satisfaction"], ref["satisfaction"], atol=1e-6)
+        np.testing.assert_array_equal(info["churned"], ref["churned"])
+        np.testing.assert_array_equal(terminated, ref["terminated"])
+        np.testing.assert_array_equal(truncated, ref["truncated"])
+        going_on = ~(terminated | truncated)
+        np.testing.assert_allclose(sim.budget[going_on], ref["budget"][going_on], atol=1e-5)
+        expected_reward = (ref["click"] >= 0) if cfg.response.reward == "click" else ref["engagement"]
+        np.testing.assert_allclose(reward, expected_reward, rtol=1e-5, atol=1e-5)
+
+
+def test_top_k_keeps_the_lower_index_on_ties() -> None:
+    scores = np.array([1.0, 2.0, 2.0, 0.0, 2.0], dtype=np.float32)
+    out = np.empty(3, dtype=np.int64)
+    kernels._top_k_into(scores, out, 3)
+    np.testing.assert_array_equal(out, [1, 2, 4])
+    kernels._top_k_into(scores, out[:2], 2)
+    np.testing.assert_array_equal(out[:2], [1, 2])
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        scores = rng.integers(0, 4, 12).astype(np.float32)  # many ties
+        kernels._top_k_into(scores, out, 3)
+        np.testing.assert_array_equal(out, np.argsort(-scores, kind="stable")[:3])
