@@ -134,7 +134,12 @@ def item_feature_bounds(config: CatalogConfig) -> tuple[np.ndarray, np.ndarray]:
 
 
 def retrieve_candidates(
-    catalog: Catalog, n_users: int, n_candidates: int, n_fresh: int, rng: np.random.Generator
+    catalog: Catalog,
+    n_users: int,
+    n_candidates: int,
+    n_fresh: int,
+    rng: np.random.Generator,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Candidate retrieval: C distinct catalog slots per user, by stratified sampling.
 
@@ -144,15 +149,22 @@ def retrieve_candidates(
     being retrieved within its group, and a user's C candidates are distinct by
     construction (no per-user sampling without replacement needed).
 
+    Args:
+        out: an optional (n_users, C) int64 buffer to write the slots into.
+
     Returns:
-        (n_users, C) int64 catalog slots.
+        (n_users, C) int64 catalog slots (``out`` if given).
     """
     start, size = _strata(catalog.n_items, catalog.config.fresh_pool, n_candidates, n_fresh)
     draws = rng.random((n_users, n_candidates), dtype=np.float32)
     draws *= size
-    ranks = draws.astype(np.int64)
-    ranks += start
-    return catalog.age_order_slots(ranks)
+    slots = np.empty((n_users, n_candidates), dtype=np.int64) if out is None else out
+    np.copyto(slots, draws, casting="unsafe")  # floor: the draws are >= 0
+    slots += start
+    if catalog.oldest:  # age rank -> slot on the ring
+        slots += catalog.oldest
+        np.subtract(slots, catalog.n_items, out=slots, where=slots >= catalog.n_items)
+    return slots
 
 
 @functools.cache

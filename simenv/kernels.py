@@ -49,7 +49,7 @@ class StepParams(NamedTuple):
     max_steps: int
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def repair_slates(action: np.ndarray, n_candidates: int, slate: np.ndarray, repaired: np.ndarray) -> int:
     """Copy ``action`` (B, k) into ``slate`` with repeats replaced (rule of
     :func:`simenv.simulator.repair_slate`), flags in ``repaired`` (B,).
@@ -84,7 +84,7 @@ def repair_slates(action: np.ndarray, n_candidates: int, slate: np.ndarray, repa
     return -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def observe(
     rows: np.ndarray,
     users: np.ndarray,
@@ -125,8 +125,8 @@ def observe(
     n_feat = item_features.shape[1]
     o = observed.shape[1]
     n_topics = history.shape[1]
-    k = out_best.shape[1]
     oracle = out_best.shape[0] > 0
+    work = np.empty(slots.shape[1], dtype=np.float32)
     for i in range(rows.shape[0]):
         r, u = rows[i], users[i]
         for j in range(n_cand):
@@ -143,8 +143,6 @@ def observe(
                 dot -= satiation_weight * satiation[u, item_topic[s]]
             out_utility[r, j] = dot
             out_item_ids[r, j] = item_id[s]
-        if oracle:
-            _top_k_into(out_utility[r], out_best[r], k)
         for f in range(o):
             out_user[r, f] = observed[u, f]
         total = 0.0
@@ -155,26 +153,39 @@ def observe(
             out_user[r, o + t] = history[u, t] * scale
         out_user[r, o + n_topics] = np.log1p(total)
         out_user_id[r] = user_id[u]
+    if oracle:  # a second pass: kept out of the gather loop, which it would slow down
+        for i in range(rows.shape[0]):
+            _top_k_into(out_utility[rows[i]], out_best[rows[i]], work)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _top_k_into(scores: np.ndarray, out: np.ndarray, k: int) -> None:
-    """Indices of the k largest of ``scores`` (C,) into ``out`` (k,), best first; ties
-    keep the lower index first (insertion into a sorted prefix)."""
-    filled = 0
-    for c in range(scores.shape[0]):
-        x = scores[c]
-        if filled == k and x <= scores[out[k - 1]]:
-            continue
-        pos = min(filled, k - 1)
-        while pos > 0 and x > scores[out[pos - 1]]:
-            out[pos] = out[pos - 1]
-            pos -= 1
-        out[pos] = c
-        filled = min(filled + 1, k)
+@njit(cache=True, nogil=True, inline="always", fastmath={"reassoc", "nnan", "ninf", "nsz", "contract"})
+def _top_k_into(scores: np.ndarray, out: np.ndarray, work: np.ndarray) -> None:
+    """Indices of the k largest of the finite ``scores`` (C,) into ``out`` (k,), best
+    first; ties keep the lower index first. ``work`` (C,) is scratch.
+
+    k rounds of (max, first index of the max, mask it out): the max is a vectorised
+    reduction and the scan stops at the first hit, so the rounds cost few mispredicted
+    branches (insertion into a sorted prefix mispredicts about twice per insertion).
+    """
+    n = scores.shape[0]
+    for c in range(n):
+        work[c] = scores[c]
+    for j in range(out.shape[0]):
+        best = work[0]
+        for c in range(1, n):
+            best = max(best, work[c])
+        c = 0
+        while work[c] != best:
+            c += 1
+        out[j] = c
+        work[c] = _MASKED
 
 
-@njit(cache=True, nogil=True, inline="always")
+_MASKED = np.float32(-3.0e38)
+"""Below every utility (|u| <= 1 + alpha |q| + gamma): marks a candidate already taken."""
+
+
+@njit(cache=True, nogil=True, inline="always", fastmath={"reassoc", "contract"})
 def _expit(x: float) -> float:
     """The logistic sigmoid, stable for large |x|."""
     if x >= 0:
@@ -183,14 +194,14 @@ def _expit(x: float) -> float:
     return z / (1.0 + z)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", fastmath={"reassoc", "contract"})
 def _clipped_integral(x: float) -> float:
     """``integral_0^x clip(t, 0, 1) dt`` (see :func:`simenv.choice._clipped_integral`)."""
     inside = min(max(x, 0.0), 1.0)
     return 0.5 * inside * inside + max(x - 1.0, 0.0)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", fastmath={"reassoc", "contract"})
 def _slate_law(
     slate: np.ndarray,
     slots: np.ndarray,
@@ -253,7 +264,7 @@ def _slate_law(
     return expected
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", fastmath={"reassoc", "contract"})
 def _normalize(theta: np.ndarray) -> None:
     """Scale ``theta`` (d,) to unit L2 norm in place (zeros stay zero)."""
     total = 0.0
@@ -265,14 +276,14 @@ def _normalize(theta: np.ndarray) -> None:
             theta[f] *= scale
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def serve(
     slate: np.ndarray,
     best_slate: np.ndarray,
     slots: np.ndarray,
     utility: np.ndarray,
     users: np.ndarray,
-    item_embedding: np.ndarray,
+    item_features: np.ndarray,
     item_id: np.ndarray,
     item_topic: np.ndarray,
     quality: np.ndarray,
@@ -317,7 +328,9 @@ def serve(
 
     Args:
         slots, utility: (N, C) the sessions' catalog slots and true utilities.
-        users: (N,) population rows. item_embedding: (M, d) float32 (may be a strided view).
+        users: (N,) population rows. item_features: (M, F_i) float32, the first d columns
+            the embedding (the whole rows are passed: a C-contiguous row is read with
+            vector loads, a strided view of the embedding would not be).
         interest, satiation, history, satisfaction: population state, updated at ``users``.
         budget, session_steps: (N,) session state, updated.
         penalty: (k,) position penalties.
@@ -381,7 +394,7 @@ def serve(
             theta[f] = interest[u, f]
         if pos >= 0 and p.amplification != 0.0:
             for f in range(d):
-                theta[f] = (1.0 - p.amplification) * theta[f] + p.amplification * item_embedding[chosen, f]
+                theta[f] = (1.0 - p.amplification) * theta[f] + p.amplification * item_features[chosen, f]
             _normalize(theta)
         unclicked = k - (pos >= 0)
         if p.exposure != 0.0 and unclicked > 0:
@@ -392,7 +405,7 @@ def serve(
                 if j != pos:
                     s = slots[b, slate[b, j]]
                     for f in range(d):
-                        theta[f] += weight * item_embedding[s, f]
+                        theta[f] += weight * item_features[s, f]
             _normalize(theta)
         if p.drift != 0.0:
             for f in range(d):

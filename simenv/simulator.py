@@ -148,6 +148,7 @@ class Simulator:
         self._params = step_params(config)
         n = self.n_sessions
         self._all_rows = np.arange(n, dtype=np.int64)
+        self._slots = np.empty((n, c), dtype=np.int64)  # catalog slot of each candidate
         self._no_best = np.empty((0, k), dtype=np.int64)
         # Two observation buffers, written alternately: the observation a step returns
         # stays valid until the step after next, so (s, a, r, s') can be kept without copies.
@@ -213,15 +214,15 @@ class Simulator:
         cfg, cat, pop = self.config, self.catalog, self.population
         obs = self.obs
         n, k = self.n_sessions, cfg.slate_size
-        count = n if rows is None else len(rows)
-        slots = retrieve_candidates(cat, count, cfg.n_candidates, cfg.n_fresh_candidates, self.streams.retrieval)
+        retrieve = cfg.n_candidates, cfg.n_fresh_candidates, self.streams.retrieval
         if rows is None:
-            # Fresh arrays each step: the previous step's info keeps its own.
             rows = self._all_rows
-            self._slots = slots
+            slots = self._slots = retrieve_candidates(cat, n, *retrieve, out=self._slots)
+            # Fresh arrays each step: the previous step's info keeps its own.
             self._utility = np.empty(slots.shape, dtype=np.float32)
             self._best_slate = np.empty((n, k), dtype=np.int64) if self.oracle else self._no_best
         else:
+            slots = retrieve_candidates(cat, len(rows), *retrieve)
             self._slots[rows] = slots
         kernels.observe(
             rows, self.session_user[rows], slots, cat.features, cat.item_id, cat.topic,
@@ -290,7 +291,7 @@ class Simulator:
         truncated = np.empty(n, dtype=bool)
         kernels.serve(
             slate, self._best_slate, self._slots, self._utility, users,
-            cat.embedding, cat.item_id, cat.topic, cat.quality, cat.length,
+            cat.features, cat.item_id, cat.topic, cat.quality, cat.length,
             pop.interest, pop.satiation, pop.history, pop.satisfaction, self.budget, self.session_steps,
             self._position_penalty, self._params, choice_uniform, response_uniform, drift_normal,
             out["choice_probs"], out["expected_item_reward"], out["expected_reward"],
@@ -309,7 +310,7 @@ class Simulator:
         ended = terminated | truncated
         if ended.any():
             rows_ended = np.flatnonzero(ended)
-            info["final_obs"] = {key: value[rows_ended].copy() for key, value in self.obs.items()}
+            info["final_obs"] = {key: value[rows_ended] for key, value in self.obs.items()}  # copies
             info["_final_obs"] = ended
             self._start_sessions(rows_ended, out["churned"][rows_ended])
             self._observe(rows_ended)

@@ -117,13 +117,13 @@ def test_step_equals_the_composition_of_the_pure_functions(case: str, make_slate
 
 def test_top_k_keeps_the_lower_index_on_ties() -> None:
     scores = np.array([1.0, 2.0, 2.0, 0.0, 2.0], dtype=np.float32)
-    out = np.empty(3, dtype=np.int64)
-    kernels._top_k_into(scores, out, 3)
+    out, work = np.empty(3, dtype=np.int64), np.empty(12, dtype=np.float32)
+    kernels._top_k_into(scores, out, work)
     np.testing.assert_array_equal(out, [1, 2, 4])
-    kernels._top_k_into(scores, out[:2], 2)
+    kernels._top_k_into(scores, out[:2], work)
     np.testing.assert_array_equal(out[:2], [1, 2])
     rng = np.random.default_rng(0)
     for _ in range(50):
         scores = rng.integers(0, 4, 12).astype(np.float32)  # many ties
-        kernels._top_k_into(scores, out, 3)
+        kernels._top_k_into(scores, out, work)
         np.testing.assert_array_equal(out, np.argsort(-scores, kind="stable")[:3])
