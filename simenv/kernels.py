@@ -12,6 +12,11 @@ the pure functions.
 
 Nothing here draws random numbers: the simulator draws them from its own generators
 (common random numbers) and passes them in. All arrays are C-contiguous unless stated.
+
+Compiled once per machine and cached beside this file. Sums may be reassociated into
+vector lanes (``fastmath`` reassoc/contract only: no NaN or infinity assumptions, except in
+the top-k's max), so the same seed gives the same numbers on one machine; across CPUs
+with other vector widths the last bits may differ, as they do for numpy's own sums.
 """
 
 from __future__ import annotations
@@ -21,8 +26,12 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-SQRT3 = float(np.sqrt(3.0))
-"""Half-width of the unit-variance uniform noise (see :func:`simenv.choice.sample_engagement`)."""
+from simenv.choice import UNIFORM_HALF_WIDTH as SQRT3
+
+_jit = njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+"""The kernels' compiler: cached machine code, sums free to use vector lanes."""
+_inline = njit(cache=True, nogil=True, fastmath={"reassoc", "contract"}, inline="always")
+"""For helpers called per user: inlined, so no array views are built per call."""
 
 
 class StepParams(NamedTuple):
@@ -49,7 +58,7 @@ class StepParams(NamedTuple):
     max_steps: int
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+@_jit
 def repair_slates(action: np.ndarray, n_candidates: int, slate: np.ndarray, repaired: np.ndarray) -> int:
     """Copy ``action`` (B, k) into ``slate`` with repeats replaced (rule of
     :func:`simenv.simulator.repair_slate`), flags in ``repaired`` (B,).
@@ -84,7 +93,7 @@ def repair_slates(action: np.ndarray, n_candidates: int, slate: np.ndarray, repa
     return -1
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+@_jit
 def observe(
     rows: np.ndarray,
     users: np.ndarray,
@@ -185,7 +194,7 @@ _MASKED = np.float32(-3.0e38)
 """Below every utility (|u| <= 1 + alpha |q| + gamma): marks a candidate already taken."""
 
 
-@njit(cache=True, nogil=True, inline="always", fastmath={"reassoc", "contract"})
+@_inline
 def _expit(x: float) -> float:
     """The logistic sigmoid, stable for large |x|."""
     if x >= 0:
@@ -194,14 +203,14 @@ def _expit(x: float) -> float:
     return z / (1.0 + z)
 
 
-@njit(cache=True, nogil=True, inline="always", fastmath={"reassoc", "contract"})
+@_inline
 def _clipped_integral(x: float) -> float:
     """``integral_0^x clip(t, 0, 1) dt`` (see :func:`simenv.choice._clipped_integral`)."""
     inside = min(max(x, 0.0), 1.0)
     return 0.5 * inside * inside + max(x - 1.0, 0.0)
 
 
-@njit(cache=True, nogil=True, inline="always", fastmath={"reassoc", "contract"})
+@_inline
 def _slate_law(
     slate: np.ndarray,
     slots: np.ndarray,
@@ -264,7 +273,7 @@ def _slate_law(
     return expected
 
 
-@njit(cache=True, nogil=True, inline="always", fastmath={"reassoc", "contract"})
+@_inline
 def _normalize(theta: np.ndarray) -> None:
     """Scale ``theta`` (d,) to unit L2 norm in place (zeros stay zero)."""
     total = 0.0
@@ -276,7 +285,7 @@ def _normalize(theta: np.ndarray) -> None:
             theta[f] *= scale
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+@_jit
 def serve(
     slate: np.ndarray,
     best_slate: np.ndarray,
