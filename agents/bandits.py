@@ -40,8 +40,8 @@ factorisation of the small D x D matrix (D = :attr:`FeatureMap.dim`, 28 on the d
 world): its cost O(D^3) is independent of B, whereas Woodbury would factor a (B k) x (B k)
 matrix and sequential Sherman-Morrison would take B k rank-one O(D^2) steps in a Python loop.
 Per-user statistics of ``linucb_hybrid`` get one rank-k block update per step in recursive
-least-squares form (Woodbury with a k x k Cholesky factor), batched over all users (no d x d
-inversion; see :meth:`HybridLinUCB._update_arms`).
+least-squares form (Woodbury with a k x k Cholesky factor; no d x d inversion), in a compiled
+loop over the users (see :func:`_hybrid_update`).
 
 Speed (``experiments/bench_agents.py``, B = 1,024, C = 50, k = 5, one BLAS thread): on a
 small machine every numpy pass over a (B, C, ...) array costs a fraction of a millisecond,
@@ -49,6 +49,8 @@ so the hot paths minimise passes: per-user Gram matrices are assembled elementwi
 structure of T_b (:meth:`Projected.gram`), the top-k of scores and means is one stacked
 argmax loop (:func:`top_k`), LinTS propensities take one masked max over the candidates
 (:func:`slate_propensities`) and share their Monte Carlo draws within small user groups.
+The hybrid's per-user matrices are too small for numpy's batched products, so its hot paths
+are compiled loops over users (numba; see :class:`HybridLinUCB`).
 
 Determinism: all randomness comes from the ``rng`` passed to :meth:`act`, except the noise of
 ``dp_linucb``'s mechanism, which uses its own generator seeded by its ``seed`` parameter.
@@ -61,7 +63,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numba import njit
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
+from scipy.linalg.blas import dtrmm
 
 from agents.base import Agent, Decision, Feedback, Observation
 from agents.registry import AgentError, register
@@ -794,14 +798,24 @@ class HybridLinUCB(Agent):
     ``z . beta + x . theta_a + alpha sqrt(s)``,
     ``s = (z - P_a^T x)^T A0^-1 (z - P_a^T x) + x^T A_a^-1 x`` with ``P_a = A_a^-1 B_a``
     (Li et al.'s four-term s, factored), ``beta = A0^-1 b0``, ``theta_a = A_a^-1 b_a - P_a beta``.
-    The estimate equals joint ridge regression on ``[z, x (x) onehot(a)]`` with penalty lam.
+    The estimate equals joint ridge regression on ``[z, x (x) onehot(a)]`` with penalty lam,
+    and s is that joint model's ``x_joint^T A_joint^-1 x_joint`` (by the Schur complement).
     A user's returning sessions share its arm, so theta_a learns the unobserved part of the
     user's interest. Users whose ids collide modulo ``user_slots`` share an arm.
 
     State per arm: A_a^-1 (d, d), P_a = A_a^-1 B_a (d, D) and q_a = A_a^-1 b_a (d,), in float64;
-    B_a and b_a themselves are never needed (see :meth:`_update_arms`). The shared
+    B_a and b_a themselves are never needed (see :func:`_hybrid_update`). The shared
     ``A0 = lam I + sum_a (Z_a^T Z_a - B_a^T A_a^-1 B_a)`` (Li et al.'s corrections included) is
     the Schur complement of the joint ridge Gram matrix.
+
+    Speed (B = 1,024, C = 50, k = 5): the one product with a shared operand, ``P_a R`` for
+    all users (A0^-1 = R R^T, R lower triangular), is a single BLAS triangular product; the
+    per-user rest (means, widths, slates and the arm updates) runs in compiled loops over the
+    users (:func:`_hybrid_scores`, :func:`_hybrid_slates`, :func:`_hybrid_update`) on a few
+    cache-resident rows at a time. Composed in numpy it was a dozen batched products of tiny
+    matrices, each a pass over a (B, d, D)-sized temporary. Large work arrays are kept between
+    calls (:meth:`_work`; not pickled); ``act`` and ``update`` share no cached results, so
+    feedback may arrive after other ``act`` calls.
 
     Args:
         alpha: width multiplier, >= 0. lam: regularisation, > 0.
@@ -819,9 +833,27 @@ class HybridLinUCB(Agent):
         self.features = FeatureMap.from_spec(spec)
         big, d = self.features.dim, spec.embedding_dim
         self.shared = Ridge(big, lam)  # A0, b0 (A0 includes the -B^T A^-1 B corrections)
-        # [A_a^-1, P_a, q_a] side by side: one gather, one product and one scatter per step
+        # [A_a^-1, P_a, q_a] side by side: one user's arm is one contiguous (d, d + D + 1) block
         self.arm_state = np.zeros((user_slots, d, d + big + 1))
         self.arm_state[:, np.arange(d), np.arange(d)] = 1.0 / lam
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_buffers"] = {}  # work arrays: not part of the learned state
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_buffers", {})  # agents saved before work arrays existed
+
+    def _work(self, name: str, shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
+        """A work array kept between calls (uninitialised): large temporaries allocated on
+        every call would be fresh pages, faulted in at every step."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self._buffers[name] = np.empty(shape, dtype=dtype)
+        return buf
 
     @property
     def arm_A_inv(self) -> np.ndarray:
@@ -844,105 +876,399 @@ class HybridLinUCB(Agent):
         return self.arm_Pq[:, :, -1]
 
     def arms(self, obs: Observation) -> np.ndarray:
-        """(B,) arm (user slot) of each user."""
-        return obs["user_id"] % self.user_slots
+        """(B,) int64 arm (user slot) of each user."""
+        return np.asarray(obs["user_id"] % self.user_slots, dtype=np.int64)
 
     def arm_theta(self, arms: np.ndarray) -> np.ndarray:
         """(n, d) per-arm coefficients ``theta_a = A_a^-1 (b_a - B_a beta) = q_a - P_a beta``."""
         pq = self.arm_Pq[arms]
         return pq[:, :, -1] - pq[:, :, :-1] @ self.shared.theta
 
-    def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
-        d = self.spec.embedding_dim
+    def mean_and_ucb(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+        """(B, C) float64 ``(mean, ucb)`` of every candidate: ``z . beta + e . theta_a`` and
+        ``mean + alpha sqrt(s)`` (s in float32, like the other bandits' widths)."""
+        mean, ucb = self._mean_and_ucb(obs)
+        return mean.copy(), ucb.copy()
+
+    def _mean_and_ucb(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`mean_and_ucb` in work arrays (overwritten by the next call)."""
+        user, items = _user_items(obs, self.features)
         arms = self.arms(obs)
-        x = Projected.of(self.features, obs)
-        state = self.arm_state[arms]
-        pq = state[:, :, d:]
-        arm_p = pq[:, :, :-1].astype(np.float32)  # (B, d, D)
-        beta = self.shared.theta.astype(np.float32)
-        w = x.fold(beta * x.row_scale)  # z . beta in item space
-        w[:, :d] += pq[:, :, -1] - np.matvec(arm_p, beta)  # + e . theta_a
-        f = x.items.shape[-1]
-        mean = np.matvec(x.items, w[:, :f]) + w[:, f:]
-        s = x.quadratic(self.width_gram(x, arm_p, state[:, :, :d]))
-        d_ = deterministic_decision(mean + self.alpha * np.sqrt(np.maximum(s, 0.0)), mean, self.spec.slate_size)
-        predicted = np.take_along_axis(mean, d_.slates, axis=1).astype(np.float64)
-        return Decision(slates=d_.slates, propensities=d_.propensities, explored=d_.explored, predicted=predicted)
+        b, d, big = len(arms), self.spec.embedding_dim, self.features.dim
+        root = np.linalg.cholesky(self.shared.A_inv)  # A0^-1 = R R^T
+        pr, p_beta = self._work("pr", (b, d, big)), self._work("p_beta", (b, d))
+        _gather_p(self.arm_state, arms, self.shared.theta, pr, p_beta)
+        if b:  # P_a R for all users in place: one BLAS triangular product, (R^T P^T) on the F-order view
+            flat = pr.reshape(-1, big)
+            product = dtrmm(1.0, root, flat.T, side=0, lower=1, trans_a=1, overwrite_b=1)
+            if not np.may_share_memory(product, flat):
+                flat[:] = product.T
+        mean, ucb = self._work("mean", items.shape[:2]), self._work("ucb", items.shape[:2])
+        _hybrid_scores(
+            user, items, arms, self.arm_state, self.shared.theta, root, pr, p_beta, float(self.alpha),
+            self.features.observed_dims, mean, ucb,
+        )  # fmt: skip
+        return mean, ucb
 
-    def width_gram(self, x: Projected, arm_p: np.ndarray, arm_a_inv: np.ndarray) -> np.ndarray:
-        """(B, F + 1, F + 1) float32 N_b with ``s = [v, 1]^T N_b [v, 1]`` for every candidate of user b.
-
-        With ``z = T_b w`` (w = [v, 1]), ``e = E w`` (E selects the first d coordinates) and
-        ``J_b = T_b - P_a^T E``: ``N_b = (J_b^T R)(J_b^T R)^T + E^T A_a^-1 E`` where
-        ``A0^-1 = R R^T`` (Cholesky). ``J_b^T`` (F + 1, D) is the 0/1 map of item coordinates
-        with the user's u on the cross diagonal, minus P_a on its first d rows; all users'
-        ``J_b^T R`` are one (B (F + 1), D) x (D, D) product, leaving one batched product per user.
-        """
-        b, d, big = arm_p.shape
-        o, f1 = x.observed, big - x.observed
-        jt = np.zeros((b, f1, big), dtype=np.float32)
-        jt[:, np.arange(f1), np.arange(o, big)] = 1.0  # item features and bias
-        jt[:, np.arange(o), np.arange(o)] = x.row_scale[:, :o]  # cross features u * e[:o]
-        jt[:, :d, :] -= arm_p
-        root = np.linalg.cholesky(self.shared.A_inv).astype(np.float32)
-        y = (jt.reshape(-1, big) @ root).reshape(b, f1, big)
-        gram = y @ np.ascontiguousarray(y.transpose(0, 2, 1))
-        gram[:, :d, :d] += arm_a_inv
-        return gram
+    def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
+        mean, ucb = self._mean_and_ucb(obs)
+        b, k = len(mean), self.spec.slate_size
+        slates = np.empty((b, k), dtype=np.int64)
+        explored = np.empty(b, dtype=np.bool_)
+        predicted = np.empty((b, k))
+        if k > mean.shape[1] or not _hybrid_slates(ucb, mean, slates, explored, predicted):
+            d_ = deterministic_decision(ucb, mean, k)  # non-finite scores: the general ranking
+            predicted = np.take_along_axis(mean, d_.slates, axis=1)
+            return Decision(slates=d_.slates, propensities=d_.propensities, explored=d_.explored, predicted=predicted)
+        return Decision(slates=slates, propensities=np.ones((b, k)), explored=explored, predicted=predicted)
 
     def update(self, obs: Observation, decision: Decision, feedback: Feedback) -> None:
-        d = self.spec.embedding_dim
-        items, rewards = served_rows(obs, decision, feedback)
-        z = self.features(obs["user"], items)
-        e = items[:, :, :d].astype(np.float64)
-        arms = self.arms(obs)
-        for rows in distinct_rounds(arms):
-            self._update_arms(arms[rows], z[rows], e[rows], rewards[rows])
+        user, items = _user_items(obs, self.features)
+        slates = np.ascontiguousarray(decision.slates, dtype=np.int64)
+        b, k = slates.shape
+        if b != len(user) or (slates.size and (slates.min() < 0 or slates.max() >= items.shape[1])):
+            raise AgentError(
+                f"{self.name}.update: slates must be (B, k) = ({len(user)}, k) indices of the "
+                f"{items.shape[1]} candidates; got shape {slates.shape}"
+            )
+        rewards = np.zeros((b, k))
+        clicked = np.flatnonzero(feedback.clicks >= 0)
+        rewards[clicked, feedback.clicks[clicked]] = feedback.rewards[clicked]
+        white = self._work("white", (b * k, self.features.dim + 1))
+        _hybrid_update(user, items, slates, rewards, self.arms(obs), self.arm_state, self.features.observed_dims, white)
+        cross = white[:, :-1].T @ white  # sum over rows of N^T S^-1 [N, n_r] (see _hybrid_update)
+        self.shared.A += cross[:, :-1]
+        self.shared.b += cross[:, -1]
+        self.shared.n_rows += b * k
         self.shared.refresh()
 
-    def _update_arms(self, arms: np.ndarray, z: np.ndarray, e: np.ndarray, r: np.ndarray) -> None:
-        """Li et al. Alg. 2 update for distinct ``arms`` (n,), rows z (n, k, D), e (n, k, d), r (n, k),
-        in recursive-least-squares (block Woodbury) form.
 
-        Per arm, with ``U = A^-1 E^T`` (d, k), ``S = I + E U = L L^T`` (k, k) and the innovations
-        ``N = Z - E P``, ``n_r = r - E q`` (the k rows' residuals under the arm's current fit):
-        ``A^-1 -= U S^-1 U^T``, ``P += U S^-1 N``, ``q += U S^-1 n_r`` (Woodbury 1950), and
-        Li et al.'s ``A0 += Z^T Z + (B^T A^-1 B)_old - (B^T A^-1 B)_new`` equals
-        ``A0 += N^T S^-1 N`` (likewise ``b0 += N^T S^-1 n_r``): the block form of the RLS
-        residual update. With ``[Wt, Nt, nt] = L^-1 [U^T, N, n_r]`` every term is a product
-        of whitened factors (symmetric by construction); the sums over arms are single
-        (D, n k) x (n k, D) products.
-        """
-        state = self.arm_state[arms]  # (n, d, d + D + 1) = [A^-1, P, q]
-        d = state.shape[1]
-        big = state.shape[2] - d - 1
-        rhs = e @ state  # [U^T, E P, E q] (A^-1 symmetric)
-        s = rhs[:, :, :d] @ e.transpose(0, 2, 1)
-        s[:, np.arange(s.shape[1]), np.arange(s.shape[1])] += 1.0
-        np.subtract(z, rhs[:, :, d:-1], out=rhs[:, :, d:-1])  # N
-        np.subtract(r, rhs[:, :, -1], out=rhs[:, :, -1])  # n_r
-        white = lower_inverse(np.linalg.cholesky(s)) @ rhs  # (n, k, d + D + 1) = L^-1 [U^T, N, n_r]
-        wtt = np.ascontiguousarray(white[:, :, :d].transpose(0, 2, 1))  # (n, d, k)
-        flat = white[:, :, d:].reshape(-1, big + 1)
-        cross = flat[:, :big].T @ flat
-        white[:, :, :d] *= -1.0
-        state += wtt @ white  # A^-1 -= U S^-1 U^T; [P, q] += U S^-1 [N, n_r]
-        self.shared.A += cross[:, :big]
-        self.shared.b += cross[:, big]
-        self.shared.n_rows += r.size
-        self.arm_state[arms] = state
+def _user_items(obs: Observation, features: FeatureMap) -> tuple[np.ndarray, np.ndarray]:
+    """C-contiguous float32 ``(user (B, F_u), candidates (B, C, F_i))`` for the compiled loops."""
+    user = np.ascontiguousarray(obs["user"], dtype=np.float32)
+    items = np.ascontiguousarray(obs["candidates"], dtype=np.float32)
+    if (
+        user.ndim != 2
+        or items.ndim != 3
+        or items.shape[2] != features.item_dim
+        or user.shape[1] < features.observed_dims
+        or user.shape[0] != items.shape[0]
+    ):
+        raise AgentError(
+            f"observation shapes: want user (B, F_u >= {features.observed_dims}) and candidates "
+            f"(B, C, {features.item_dim}); got {user.shape} and {items.shape}"
+        )
+    return user, items
 
 
-def lower_inverse(lower: np.ndarray) -> np.ndarray:
-    """Batched inverse of lower-triangular matrices (n, k, k) by forward substitution, k
-    vectorised row steps (numpy has no batched triangular solve; k is the slate size)."""
-    k = lower.shape[1]
-    out = np.zeros_like(lower)
+_FAST = {"reassoc", "contract", "nsz", "arcp"}
+"""numba fastmath flags of the hybrid's loops: reordered sums (vectorised), fused multiply-adds;
+not "nnan"/"ninf" (non-finite scores must stay detectable)."""
+
+_LANES = 64
+"""The candidate loops of :func:`_hybrid_scores` run over C rounded up to a multiple of this
+(compiled loops vectorise fully only over whole blocks of vector registers)."""
+
+_BLOCK = 4
+"""Rows taken together by the hybrid's compiled loops (a loop over a short row costs more to
+enter than to run: four rows per pass quarter the entries). The loops are written for 4."""
+
+
+@njit(cache=True, nogil=True)
+def _gather_p(arm_state: np.ndarray, arms: np.ndarray, beta: np.ndarray, out: np.ndarray, out_beta: np.ndarray) -> None:
+    """``out[b] = P`` (d, D) and ``out_beta[b] = P beta`` (d,) of arm ``arms[b]``, from
+    arm_state (slots, d, d + D + 1) and beta (D,)."""
+    d, big = out.shape[1], out.shape[2]
+    for b in range(len(arms)):
+        st = arm_state[arms[b]]
+        for i in range(d):
+            t = 0.0
+            for m in range(big):
+                out[b, i, m] = st[i, d + m]
+                t += st[i, d + m] * beta[m]
+            out_beta[b, i] = t
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def _hybrid_scores(
+    user: np.ndarray,
+    items: np.ndarray,
+    arms: np.ndarray,
+    arm_state: np.ndarray,
+    beta: np.ndarray,
+    root: np.ndarray,
+    pr: np.ndarray,
+    p_beta: np.ndarray,
+    alpha: float,
+    observed: int,
+    mean: np.ndarray,
+    ucb: np.ndarray,
+) -> None:
+    """Hybrid LinUCB means and UCBs of every candidate, user by user, into ``mean`` and ``ucb`` (B, C).
+
+    Works in the item space w = [v, 1] (F + 1) like :class:`Projected`: z = T_b w, e = E w.
+    Per user b with arm a (state [A_a^-1, P_a, q_a] (d, d + D + 1)):
+
+    * mean weights ``T_b^T beta + E^T (q_a - P_a beta)`` (F + 1), so mean = w . weights;
+    * ``Y = J_b^T R`` (F + 1, D) with ``J_b = T_b - P_a^T E`` and ``A0^-1 = R R^T``: row i is
+      ``u_i R_i`` (cross rows, i < o) + ``R_{o+i}`` - ``(P_a R)_i`` (i < d), in float64 (the
+      difference cancels for well-fitted arms);
+    * ``N = Y Y^T + E^T A_a^-1 E`` (F + 1, F + 1): s = w^T N w is Li et al.'s
+      ``(z - P_a^T e)^T A0^-1 (z - P_a^T e) + e^T A_a^-1 e``;
+    * s of the C candidates, ``2 sum_i w_i sum_{j<=i} N'_ij w_j`` (N' = N's lower triangle with
+      the diagonal halved), in float32 vectorised over candidates.
+
+    Loops over short rows cost more to enter than to run, so the item-space rows are taken
+    :data:`_BLOCK` at a time (rows padded with zeros) and the candidates padded to :data:`_LANES`.
+
+    Args:
+        user: (B, F_u) float32, first ``observed`` columns multiply the item's. items: (B, C, F) float32.
+        arms: (B,) int64 arm of each user. arm_state: (slots, d, d + D + 1) float64.
+        beta: (D,) shared coefficients. root: (D, D) R, lower Cholesky factor of A0^-1.
+        pr: (B, d, D) ``P_a R`` and p_beta: (B, d) ``P_a beta`` of each user's arm.
+        alpha: width multiplier. observed: o.
+        mean, ucb: (B, C) float64 outputs; ucb = mean + alpha sqrt(max(s, 0)).
+    """
+    n_users, n_cand, f = items.shape
+    d = arm_state.shape[1]
+    big = beta.shape[0]
+    o = observed
+    rows = -(-(f + 1) // _BLOCK) * _BLOCK  # item-space rows: [v, 1] and zero padding
+    lanes = -(-n_cand // _LANES) * _LANES
+    weights = np.zeros(rows)
+    y = np.zeros((rows, big))
+    gram = np.zeros((rows, rows), dtype=np.float32)  # N', zero above the diagonal
+    vt = np.zeros((rows, lanes), dtype=np.float32)  # [v, 1] of the user's candidates, transposed
+    vt[f] = 1.0
+    acc = np.empty(lanes, dtype=np.float32)
+    s = np.empty(lanes, dtype=np.float32)
+    mu = np.empty(lanes)
+    for b in range(n_users):
+        st = arm_state[arms[b]]
+        for i in range(f + 1):
+            weights[i] = beta[o + i]
+            for m in range(big):
+                y[i, m] = root[o + i, m]
+        for i in range(o):
+            ui = np.float64(user[b, i])
+            weights[i] += beta[i] * ui
+            for m in range(big):
+                y[i, m] += ui * root[i, m]
+        for i in range(d):
+            weights[i] += st[i, d + big] - p_beta[b, i]
+            for m in range(big):
+                y[i, m] -= pr[b, i, m]
+        for i in range(f + 1):
+            for jb in range(0, i + 1, _BLOCK):  # N_ij = y_i . y_j for j = jb..jb+3 at once
+                t0 = t1 = t2 = t3 = 0.0
+                for m in range(big):
+                    yim = y[i, m]
+                    t0 += yim * y[jb, m]
+                    t1 += yim * y[jb + 1, m]
+                    t2 += yim * y[jb + 2, m]
+                    t3 += yim * y[jb + 3, m]
+                for j, t in ((jb, t0), (jb + 1, t1), (jb + 2, t2), (jb + 3, t3)):
+                    if j < i:
+                        gram[i, j] = t + st[i, j] if i < d else t
+                    elif j == i:
+                        gram[i, i] = 0.5 * (t + st[i, i] if i < d else t)
+        user_items = items[b]
+        for i in range(f):  # rows of vt written contiguously
+            vti = vt[i]
+            for c in range(n_cand):
+                vti[c] = user_items[c, i]
+        for c in range(lanes):
+            s[c] = 0.0
+            mu[c] = 0.0
+        for i in range(f + 1):
+            for jb in range(0, i + 1, _BLOCK):
+                g0, g1, g2, g3 = gram[i, jb], gram[i, jb + 1], gram[i, jb + 2], gram[i, jb + 3]
+                v0, v1, v2, v3 = vt[jb], vt[jb + 1], vt[jb + 2], vt[jb + 3]
+                if jb == 0:
+                    for c in range(lanes):
+                        acc[c] = g0 * v0[c] + g1 * v1[c] + g2 * v2[c] + g3 * v3[c]
+                else:
+                    for c in range(lanes):
+                        acc[c] += g0 * v0[c] + g1 * v1[c] + g2 * v2[c] + g3 * v3[c]
+            vi, wi = vt[i], weights[i]
+            for c in range(lanes):
+                s[c] += vi[c] * acc[c]
+                mu[c] += wi * vi[c]
+        for c in range(n_cand):
+            mean[b, c] = mu[c]
+            ucb[b, c] = mu[c] + alpha * np.sqrt(max(2.0 * np.float64(s[c]), 0.0))
+
+
+@njit(cache=True, nogil=True)
+def _hybrid_slates(
+    ucb: np.ndarray, mean: np.ndarray, slates: np.ndarray, explored: np.ndarray, predicted: np.ndarray
+) -> bool:
+    """:func:`deterministic_decision` for finite scores, row by row, into the (B, k) ``slates``,
+    (B,) ``explored`` and (B, k) ``predicted`` (the mean of each served item); k <= C.
+
+    Slates: top-k by UCB, best first, ties to the lowest index (as :func:`top_k`). Explored:
+    the slate is not the top-k by mean, checked in one pass (:func:`_is_top_k`) instead of a
+    second ranking. Returns False, with the outputs incomplete, if a score is not finite.
+    """
+    n_users, n_cand = ucb.shape
+    k = slates.shape[1]
+    scratch = np.empty(n_cand)
+    in_slate = np.zeros(n_cand, dtype=np.bool_)
+    for b in range(n_users):
+        finite = True
+        for c in range(n_cand):
+            finite &= np.isfinite(ucb[b, c]) & np.isfinite(mean[b, c])
+        if not finite:
+            return False
+        _top_k_row(ucb[b], slates[b], scratch)
+        explored[b] = not _is_top_k(mean[b], slates[b], in_slate)
+        for j in range(k):
+            predicted[b, j] = mean[b, slates[b, j]]
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _top_k_row(scores: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
+    """The ``len(out)`` best of finite ``scores`` (C,) into ``out``, best first, ties to the lowest
+    index: per slot, the maximum of the candidates left, then its first position (``scratch``: (C,))."""
+    n = len(scores)
+    for c in range(n):
+        scratch[c] = scores[c]
+    for j in range(len(out)):
+        top = -np.inf
+        for c in range(n):
+            top = max(top, scratch[c])
+        c = 0
+        while scratch[c] != top:
+            c += 1
+        out[j] = c
+        scratch[c] = -np.inf
+
+
+@njit(cache=True, nogil=True)
+def _is_top_k(scores: np.ndarray, slate: np.ndarray, in_slate: np.ndarray) -> bool:
+    """Whether ``slate`` (k,) is the top-k of finite ``scores`` (C,) in order (ties to the lowest
+    index): its items are in that order among themselves and the last beats every other
+    candidate. ``in_slate``: (C,) all-False scratch, left all-False."""
+    k = len(slate)
+    if k == 0:
+        return True
+    ok = True
+    for j in range(k - 1):
+        a, b = slate[j], slate[j + 1]
+        ok &= (scores[a] > scores[b]) | ((scores[a] == scores[b]) & (a < b))
     for j in range(k):
-        row = -np.matvec(out[:, :j, :].transpose(0, 2, 1), lower[:, j, :j]) if j else out[:, 0]
-        row[:, j] += 1.0
-        out[:, j] = row / lower[:, j, j][:, None]
-    return out
+        in_slate[slate[j]] = True
+    last = slate[k - 1]
+    bar = scores[last]
+    for c in range(len(scores)):
+        ok &= in_slate[c] | (scores[c] < bar) | ((scores[c] == bar) & (c > last))
+    for j in range(k):
+        in_slate[slate[j]] = False
+    return ok
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def _hybrid_update(
+    user: np.ndarray,
+    items: np.ndarray,
+    slates: np.ndarray,
+    rewards: np.ndarray,
+    arms: np.ndarray,
+    arm_state: np.ndarray,
+    observed: int,
+    white: np.ndarray,
+) -> None:
+    """Li et al. Alg. 2 update of the arms, user by user in row order (a repeated arm sees the
+    earlier rows first), in recursive-least-squares (block Woodbury) form; ``arm_state`` is updated
+    in place and the whitened innovation rows for the shared statistics go to ``white`` (B k, D + 1).
+
+    Per user with served rows z (k, D), e (k, d), r (k,) and arm state [A^-1, P, q]:
+    ``U = A^-1 E^T`` (d, k), ``S = I + E U = L L^T`` (k, k), innovations ``N = Z - E P``,
+    ``n_r = r - E q`` (the rows' residuals under the arm's current fit); then
+    ``A^-1 -= U S^-1 U^T``, ``P += U S^-1 N``, ``q += U S^-1 n_r`` (Woodbury 1950), and Li et
+    al.'s ``A0 += Z^T Z + (B^T A^-1 B)_old - (B^T A^-1 B)_new`` equals ``A0 += N^T S^-1 N``
+    (likewise ``b0 += N^T S^-1 n_r``): the block form of the RLS residual update. With
+    ``[Wt, Nt, nt] = L^-1 [U^T, N, n_r]`` the arm gets ``Wt^T [-Wt, Nt, nt]`` and the rows
+    ``[Nt, nt]`` are written to ``white``, so the caller adds ``white[:, :D]^T white`` to [A0, b0].
+
+    Args:
+        user: (B, F_u) float32. items: (B, C, F) float32 candidates. slates: (B, k) int64 served
+        candidates (valid indices). rewards: (B, k) float64 targets. arms: (B,) int64.
+        arm_state: (slots, d, d + D + 1) float64. observed: o. white: (B k, D + 1) float64 output.
+    """
+    n_users, k = slates.shape
+    f = items.shape[2]
+    d, width = arm_state.shape[1], arm_state.shape[2]
+    big = white.shape[1] - 1
+    o = observed
+    e = np.empty((k, d))
+    rhs = np.empty((k, width))
+    signed = np.empty((k, width))
+    lower = np.empty((k, k))
+    for b in range(n_users):
+        st = arm_state[arms[b]]
+        for j in range(k):  # rhs = E [A^-1, P, q], then [U^T, Z - E P, r - E q] = [U^T, N, n_r]
+            item = items[b, slates[b, j]]
+            for i in range(d):
+                e[j, i] = item[i]
+            _combine_rows(rhs[j], e[j], st, False)
+            for m in range(d, width):
+                rhs[j, m] = -rhs[j, m]
+            for m in range(o):
+                rhs[j, d + m] += np.float64(user[b, m]) * np.float64(item[m])
+            for m in range(f):
+                rhs[j, d + o + m] += item[m]
+            rhs[j, d + big - 1] += 1.0
+            rhs[j, d + big] += rewards[b, j]
+        for j in range(k):  # S = I + E A^-1 E^T, then its Cholesky factor in place (lower)
+            for m in range(j + 1):
+                t = 1.0 if j == m else 0.0
+                for i in range(d):
+                    t += rhs[j, i] * e[m, i]
+                lower[j, m] = t
+        for j in range(k):
+            for m in range(j + 1):
+                t = lower[j, m]
+                for i in range(m):
+                    t -= lower[j, i] * lower[m, i]
+                lower[j, m] = np.sqrt(t) if j == m else t / lower[m, m]
+        for j in range(k):  # rhs = L^-1 rhs (forward substitution); signed = [-Wt, Nt, nt]
+            for m in range(j):
+                ljm = lower[j, m]
+                for i in range(width):
+                    rhs[j, i] -= ljm * rhs[m, i]
+            inv = 1.0 / lower[j, j]
+            for i in range(width):
+                rhs[j, i] *= inv
+                signed[j, i] = rhs[j, i]
+            for i in range(d):
+                signed[j, i] = -rhs[j, i]
+        for i in range(d):  # [A^-1, P, q] += Wt^T [-Wt, Nt, nt]
+            _combine_rows(st[i], rhs[:, i], signed, True)
+        for j in range(k):
+            for m in range(big + 1):
+                white[b * k + j, m] = rhs[j, d + m]
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST, inline="always")
+def _combine_rows(out: np.ndarray, coef: np.ndarray, rows: np.ndarray, add: bool) -> None:
+    """``out (+)= coef @ rows`` for coef (n,), rows (n, m), out (m,): four rows per pass over
+    ``out`` (a pass over a short row costs more to enter than to run)."""
+    n, width = rows.shape
+    if not add:
+        out[:] = 0.0
+    start = 0
+    while start + _BLOCK <= n:
+        c0, c1, c2, c3 = coef[start], coef[start + 1], coef[start + 2], coef[start + 3]
+        r0, r1, r2, r3 = rows[start], rows[start + 1], rows[start + 2], rows[start + 3]
+        for m in range(width):
+            out[m] += c0 * r0[m] + c1 * r1[m] + c2 * r2[m] + c3 * r3[m]
+        start += _BLOCK
+    for i in range(start, n):
+        ci, ri = coef[i], rows[i]
+        for m in range(width):
+            out[m] += ci * ri[m]
 
 
 def sherman_morrison(a_inv: np.ndarray, x: np.ndarray, *, inplace: bool = False) -> np.ndarray:
@@ -950,21 +1276,10 @@ def sherman_morrison(a_inv: np.ndarray, x: np.ndarray, *, inplace: bool = False)
 
     ``(A + x x^T)^-1 = A^-1 - w w^T`` with ``w = A^-1 x / sqrt(1 + x^T A^-1 x)`` (A^-1 symmetric
     positive definite). ``inplace=True`` overwrites ``a_inv`` (no (n, d, d) temporaries kept).
-    The k = 1 case of the block update in :meth:`HybridLinUCB._update_arms`.
+    The k = 1 case of the block update in :func:`_hybrid_update`.
     """
     w = np.matvec(a_inv, x)
     w /= np.sqrt(1.0 + np.vecdot(x, w))[:, None]
     out = a_inv if inplace else a_inv.copy()
     out -= w[:, :, None] * w[:, None, :]
     return out
-
-
-def distinct_rounds(keys: np.ndarray) -> list[np.ndarray]:
-    """Split row indices into rounds in which every key occurs at most once, in row order
-    (round r holds each key's r-th occurrence). One round when all keys differ."""
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-    group_start = np.repeat(starts, np.diff(np.r_[starts, len(keys)]))
-    occurrence = np.arange(len(keys)) - group_start
-    return [np.sort(order[occurrence == r]) for r in range(int(occurrence.max(initial=-1)) + 1)]

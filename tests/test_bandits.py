@@ -8,6 +8,7 @@ statistical tests: LinUCB and LinTS beat random and popularity; privacy costs en
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -18,8 +19,8 @@ from agents.bandits import (
     FeatureMap,
     PrivateRidge,
     Projected,
-    distinct_rounds,
-    lower_inverse,
+    _hybrid_slates,
+    deterministic_decision,
     prefix_propensities,
     sherman_morrison,
     slate_propensities,
@@ -166,9 +167,34 @@ def test_discounted_update_matches_weighted_least_squares() -> None:
     np.testing.assert_allclose(agent.model.width_matrix(), v_inv @ w @ v_inv, rtol=1e-6, atol=1e-9)
 
 
+def joint_rows(obs, items: np.ndarray, slots: int, observed: int, d: int) -> np.ndarray:
+    """(B, n, D + slots d) hybrid rows ``[z, e (x) onehot(arm)]`` of items (B, n, F_i), by hand
+    (e: the first d item features)."""
+    z = hand_features(obs["user"], items, observed)
+    onehot = np.eye(slots)[obs["user_id"] % slots]  # (B, slots)
+    arm = onehot[:, None, :, None] * items[:, :, None, :d].astype(np.float64)
+    return np.concatenate([z, arm.reshape(*items.shape[:2], slots * d)], axis=2)
+
+
+def joint_ridge(history, slots: int, lam: float, observed: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(A^-1, theta)`` of ridge regression on the hybrid rows of every served item, by hand."""
+    xs, rs = [], []
+    for obs, decision, feedback in history:
+        items = np.take_along_axis(obs["candidates"], decision.slates[:, :, None], axis=1)
+        rows = joint_rows(obs, items, slots, observed, d)
+        xs.append(rows.reshape(-1, rows.shape[2]))
+        target = np.zeros(decision.slates.shape)
+        clicked = feedback.clicks >= 0
+        target[clicked, feedback.clicks[clicked]] = feedback.rewards[clicked]
+        rs.append(target.reshape(-1))
+    x, r = np.concatenate(xs), np.concatenate(rs)
+    a_inv = np.linalg.inv(lam * np.eye(x.shape[1]) + x.T @ x)
+    return a_inv, a_inv @ (x.T @ r)
+
+
 def test_hybrid_matches_joint_ridge_with_shared_arms() -> None:
     """Li et al.'s hybrid estimator = ridge on [z, e (x) onehot(arm)]; 3 slots for 12 users
-    makes users share arms within a batch (several update rounds)."""
+    makes users share arms within a batch (a repeated arm is updated row after row)."""
     env = small_env()
     slots, lam = 3, 0.9
     agent = make_agent("linucb_hybrid", spec_of(env), user_slots=slots, lam=lam)
@@ -190,7 +216,80 @@ def test_hybrid_matches_joint_ridge_with_shared_arms() -> None:
     np.testing.assert_allclose(agent.arm_theta(np.arange(slots)), joint[big:].reshape(slots, d), rtol=1e-6, atol=1e-8)
 
 
-def test_sherman_morrison_and_rounds_by_hand() -> None:
+@pytest.mark.parametrize(
+    "overrides",
+    [SMALL, {"n_candidates": 70, "slate_size": 4, "catalog": {"dim": 7}, "users": {"observed_dims": 3}}],
+    ids=["small", "odd_dims"],
+)
+def test_hybrid_scores_and_slates_by_hand(overrides: dict) -> None:
+    """Mean = joint ridge prediction, UCB width = sqrt(x^T A_joint^-1 x) (Li et al.'s s is the
+    Schur-complement form of it), slates = top-k of the UCB, explored = differs from top-k of the mean.
+    Odd dimensions and C > 64 exercise the padded rows and candidate lanes of the compiled loops."""
+    env = RecVectorEnv(12, preset="default", overrides=overrides)
+    k = env.config.slate_size
+    slots, lam, alpha = 3, 0.9, 0.7
+    agent = make_agent("linucb_hybrid", spec_of(env), user_slots=slots, lam=lam, alpha=alpha)
+    history = random_steps(env, 6, seed=8)
+    for obs, decision, feedback in history[:-1]:
+        agent.update(obs, decision, feedback)
+    o = agent.features.observed_dims
+    d = spec_of(env).embedding_dim
+    a_inv, theta = joint_ridge(history[:-1], slots, lam, o, d)
+    obs = history[-1][0]
+    x = joint_rows(obs, obs["candidates"], slots, o, d)  # (B, C, D + slots d)
+    mean = x @ theta
+    ucb = mean + alpha * np.sqrt(np.einsum("bci,ij,bcj->bc", x, a_inv, x))
+    got_mean, got_ucb = agent.mean_and_ucb(obs)
+    np.testing.assert_allclose(got_mean, mean, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(got_ucb, ucb, rtol=1e-6, atol=1e-6)  # widths in float32
+    decision = agent.act(obs, np.random.default_rng(0))
+    np.testing.assert_array_equal(decision.slates, np.argsort(-ucb, axis=1, kind="stable")[:, :k])
+    np.testing.assert_allclose(decision.predicted, np.take_along_axis(mean, decision.slates, axis=1), atol=1e-5)
+    greedy = np.argsort(-mean, axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(decision.explored, (decision.slates != greedy).any(axis=1))
+    np.testing.assert_array_equal(decision.propensities, 1.0)
+
+
+def test_hybrid_delayed_feedback_equals_immediate() -> None:
+    """act keeps nothing for update: feedback applied after later act calls gives the same
+    statistics, and a returned decision is not changed by later calls."""
+    env = small_env()
+    spec = spec_of(env)
+    history = random_steps(env, 4, seed=9)
+    now, later = (make_agent("linucb_hybrid", spec, user_slots=5) for _ in range(2))
+    rng = np.random.default_rng(0)
+    for (obs, decision, feedback), (next_obs, _, _) in itertools.pairwise(history):
+        now.act(obs, rng)
+        now.update(obs, decision, feedback)
+        kept = later.act(obs, rng)
+        copies = [kept.slates.copy(), kept.predicted.copy(), kept.explored.copy()]
+        later.act(next_obs, rng)  # a decision for the next batch before this one's feedback
+        later.update(obs, decision, feedback)
+        for before, after in zip(copies, [kept.slates, kept.predicted, kept.explored], strict=True):
+            np.testing.assert_array_equal(before, after)
+    np.testing.assert_array_equal(now.arm_state, later.arm_state)
+    np.testing.assert_array_equal(now.shared.A, later.shared.A)
+    np.testing.assert_array_equal(now.shared.b, later.shared.b)
+
+
+def test_hybrid_slates_kernel_equals_deterministic_decision() -> None:
+    """The compiled top-k (ties to the lowest index) equals deterministic_decision; a
+    non-finite score makes it decline (the agent then falls back to deterministic_decision)."""
+    rng = np.random.default_rng(4)
+    mean = rng.integers(0, 4, (300, 12)).astype(np.float64)  # many ties
+    ucb = mean + rng.integers(0, 3, (300, 12))
+    for k in (1, 3, 12):
+        slates, explored, predicted = np.empty((300, k), np.int64), np.empty(300, bool), np.empty((300, k))
+        assert _hybrid_slates(ucb, mean, slates, explored, predicted)
+        expected = deterministic_decision(ucb, mean, k)
+        np.testing.assert_array_equal(slates, expected.slates)
+        np.testing.assert_array_equal(explored, expected.explored)
+        np.testing.assert_array_equal(predicted, np.take_along_axis(mean, slates, axis=1))
+    ucb[7, 3] = np.inf
+    assert not _hybrid_slates(ucb, mean, np.empty((300, 2), np.int64), np.empty(300, bool), np.empty((300, 2)))
+
+
+def test_sherman_morrison_by_hand() -> None:
     rng = np.random.default_rng(0)
     a = rng.standard_normal((4, 3, 3))
     a = a @ a.transpose(0, 2, 1) + np.eye(3)
@@ -198,8 +297,6 @@ def test_sherman_morrison_and_rounds_by_hand() -> None:
     np.testing.assert_allclose(
         sherman_morrison(np.linalg.inv(a), x), np.linalg.inv(a + x[:, :, None] * x[:, None, :]), rtol=1e-10
     )
-    rounds = distinct_rounds(np.array([5, 2, 5, 7, 5, 2]))
-    assert [r.tolist() for r in rounds] == [[0, 1, 3], [2, 5], [4]]
 
 
 def test_prefix_propensities_by_hand() -> None:
@@ -250,12 +347,6 @@ def test_top_k_equals_greedy_slates() -> None:
         np.testing.assert_array_equal(top_k(scores, k), greedy_slates(scores, k))
     scores[0, 2] = -np.inf  # non-finite: delegated
     np.testing.assert_array_equal(top_k(scores, 4), greedy_slates(scores, 4))
-
-
-def test_lower_inverse_by_hand() -> None:
-    rng = np.random.default_rng(6)
-    lower = np.tril(rng.standard_normal((7, 5, 5))) + 3 * np.eye(5)
-    np.testing.assert_allclose(lower_inverse(lower) @ lower, np.broadcast_to(np.eye(5), (7, 5, 5)), atol=1e-12)
 
 
 def test_lints_group_shares_propensity_draws() -> None:
