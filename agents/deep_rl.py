@@ -1,11 +1,14 @@
 """Deep-RL agents from stable-baselines3 (SB3): ``ppo``, ``a2c`` and ``dqn``.
 
-Two pieces:
+Three pieces:
 
 * :class:`SB3RecVecEnv`: an SB3 ``VecEnv`` over one batched :class:`simenv.RecVectorEnv`
   (one world stepping N sessions in numpy, not N env copies). Observations are the flat
   float32 features of :func:`simenv.wrappers.flatten_observation`; actions are
   ``MultiDiscrete([C] * k)`` slates (``Discrete(C)`` for DQN with k = 1).
+* :class:`SlatePolicy`: SB3's ``MlpPolicy`` with the k slot categoricals batched as one
+  tensor (:class:`SlateCategoricalDistribution`) and a fused Adam step; same networks and
+  law, cheaper arithmetic (PPO / A2C train with it).
 * :class:`SB3Agent` and its registered subclasses :class:`PPOAgent`, :class:`A2CAgent`,
   :class:`DQNAgent`: ``train(env_or_config, total_timesteps, seed)`` learns with SB3;
   ``act(obs, rng)`` serves slates from the learned policy with exact propensities;
@@ -39,6 +42,7 @@ Raffin et al. 2021 (stable-baselines3).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import io
 import json
@@ -53,6 +57,8 @@ import torch
 from gymnasium import spaces
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.distributions import MultiCategoricalDistribution
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
@@ -235,6 +241,113 @@ def as_sb3_vec_env(env_or_config: Any, n_envs: int, discrete: bool = False) -> S
     )
 
 
+# ---------------------------------------------------------------------------- policy
+
+
+class SlateCategoricalDistribution(MultiCategoricalDistribution):
+    """SB3's ``MultiCategorical`` over k slots of C candidates, held as one (B, k, C) tensor.
+
+    Same law, log-probabilities and entropies as :class:`MultiCategoricalDistribution` (k
+    independent slot categoricals, summed over slots), but one batched log-softmax, one
+    ``gather`` and one inverse-CDF draw instead of k ``Categorical`` objects (each
+    normalising and validating its logits) and k ``torch.multinomial`` calls: sampling plus
+    log-probability of B = 64 slates (k = 5, C = 50) take 0.09 ms instead of 0.61 ms.
+    The draws come from another stream of ``torch.rand`` numbers than SB3's. Only for
+    equal slot sizes (a slate).
+
+    Args:
+        action_dims: the k slot sizes, all equal to C.
+    """
+
+    def __init__(self, action_dims: list[int]) -> None:
+        dims = [int(d) for d in action_dims]
+        if not dims or len(set(dims)) != 1:
+            raise ValueError(f"a slate distribution needs k >= 1 equal slot sizes; got {action_dims!r}")
+        super().__init__(dims)
+        self.slots, self.n_choices = len(dims), dims[0]
+        self.log_p: torch.Tensor | None = None
+
+    def proba_distribution(self, action_logits: torch.Tensor) -> SlateCategoricalDistribution:
+        """Set the (B, k * C) logits (slot by slot, as SB3's action net lays them out).
+
+        Raises:
+            ValueError: NaN logits (a diverged network), as torch's validated
+                ``Categorical`` would.
+        """
+        self.log_p = torch.log_softmax(action_logits.view(-1, self.slots, self.n_choices), dim=-1)
+        if torch.isnan(self.log_p[..., 0]).any():  # a NaN logit (or all -inf) makes its whole slot NaN
+            raise ValueError("the policy's slot logits hold NaN (a diverged network?)")
+        return self
+
+    @property
+    def probs(self) -> torch.Tensor:
+        """(B, k, C) slot probabilities."""
+        return self.log_p.exp()
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        """(B,) log-probability of (B, k) slot choices, summed over slots."""
+        index = actions.long().view(-1, self.slots, 1)
+        return self.log_p.gather(-1, index).sum(dim=(1, 2))
+
+    def entropy(self) -> torch.Tensor:
+        """(B,) entropy, summed over slots (a zero-probability candidate adds 0, as in torch's
+        ``Categorical``)."""
+        log_p = self.log_p.clamp(min=torch.finfo(self.log_p.dtype).min)
+        return -(self.log_p.exp() * log_p).sum(dim=(1, 2))
+
+    def sample(self) -> torch.Tensor:
+        """(B, k) int64 slot choices, one draw per slot from its categorical, by inverting
+        its CDF at one uniform (``torch.rand``, seeded by ``torch.manual_seed``): the first
+        candidate whose cumulative probability exceeds ``u * total``. A zero-probability
+        candidate is never drawn. About 10x cheaper than ``torch.multinomial`` here."""
+        cdf = self.log_p.exp().cumsum(dim=-1)
+        u = torch.rand((*cdf.shape[:-1], 1), dtype=cdf.dtype) * cdf[..., -1:]
+        return torch.searchsorted(cdf, u, right=True).clamp_(max=self.n_choices - 1).squeeze(-1)
+
+    def mode(self) -> torch.Tensor:
+        """(B, k) most likely candidate of each slot."""
+        return self.log_p.argmax(dim=-1)
+
+
+@functools.cache
+def fused_adam_available() -> bool:
+    """True when this torch has the fused (one kernel per step) CPU Adam (torch >= 2.4)."""
+    try:
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)], fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True
+
+
+class SlatePolicy(ActorCriticPolicy):
+    """SB3's ``MlpPolicy`` (actor-critic MLP) with :class:`SlateCategoricalDistribution`
+    for ``MultiDiscrete([C] * k)`` slates (unchanged for other action spaces).
+
+    The networks, their initialisation, the sampling law and the optimiser (Adam with
+    SB3's ``eps=1e-5``) are ``MlpPolicy``'s; only the arithmetic is batched: the slot
+    categoricals as one tensor and, unless ``optimizer_kwargs`` are given, Adam's update
+    as torch's fused kernel (the same update rule; about 3x cheaper than the per-tensor
+    loop for the 64-64 MLPs). Used by ``ppo`` and ``a2c``.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if optimizer_kwargs is None and optimizer_class is torch.optim.Adam:
+            optimizer_kwargs = {"eps": 1e-5, "fused": True} if fused_adam_available() else None
+        super().__init__(*args, optimizer_class=optimizer_class, optimizer_kwargs=optimizer_kwargs, **kwargs)
+
+    def _build(self, lr_schedule: Any) -> None:
+        dist = self.action_dist
+        if type(dist) is MultiCategoricalDistribution and len(set(dist.action_dims)) == 1:
+            self.action_dist = SlateCategoricalDistribution(list(dist.action_dims))
+        super()._build(lr_schedule)
+
+
 # ---------------------------------------------------------------------------- sampling
 
 
@@ -312,13 +425,15 @@ def _check_net_arch(owner: str, net_arch: Any) -> tuple[int, ...]:
 class SB3Agent(Agent):
     """Base of the SB3 agents: builds, trains, serves, saves and loads one SB3 model.
 
-    Subclasses set ``name``, ``algorithm`` (an SB3 class) and ``discrete`` (``Discrete``
-    actions), take SB3's keyword arguments (plus ``n_envs`` and ``net_arch``) as their
-    hyper-parameters, and override :meth:`act` if the policy is not an actor-critic.
+    Subclasses set ``name``, ``algorithm`` (an SB3 class), ``policy_class`` (SB3's
+    ``"MlpPolicy"`` or :class:`SlatePolicy`) and ``discrete`` (``Discrete`` actions), take
+    SB3's keyword arguments (plus ``n_envs`` and ``net_arch``) as their hyper-parameters,
+    and override :meth:`act` if the policy is not an actor-critic.
     """
 
     algorithm: ClassVar[type[BaseAlgorithm]]
     discrete: ClassVar[bool] = False
+    policy_class: ClassVar[str | type] = "MlpPolicy"
 
     def __init__(self, spec: WorldSpec, **params: Any) -> None:
         super().__init__(spec, **params)
@@ -336,7 +451,7 @@ class SB3Agent(Agent):
         kwargs = self._algorithm_kwargs()
         policy_kwargs = {"net_arch": list(self._params["net_arch"])}
         return self.algorithm(
-            "MlpPolicy",
+            self.policy_class,
             env,
             seed=seed,
             device="cpu",
@@ -430,8 +545,10 @@ class SB3Agent(Agent):
         """(B, k, C) slot categoricals of the policy."""
         policy = self.ensure_model().policy
         with torch.no_grad():
-            dist = policy.get_distribution(self._obs_tensor(obs)).distribution
-        parts = dist if isinstance(dist, list) else [dist]
+            dist = policy.get_distribution(self._obs_tensor(obs))
+        if isinstance(dist, SlateCategoricalDistribution):
+            return dist.probs.numpy()
+        parts = dist.distribution if isinstance(dist.distribution, list) else [dist.distribution]
         return np.stack([part.probs.numpy() for part in parts], axis=1)
 
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
@@ -505,6 +622,7 @@ class PPOAgent(SB3Agent):
 
     name = "ppo"
     algorithm = PPO
+    policy_class = SlatePolicy
 
     def __init__(
         self,
@@ -552,6 +670,7 @@ class A2CAgent(SB3Agent):
 
     name = "a2c"
     algorithm = A2C
+    policy_class = SlatePolicy
 
     def __init__(
         self,

@@ -235,50 +235,92 @@ SB3_PPO: dict[str, Any] = {"n_steps": 32, "batch_size": 512, "n_epochs": 4, "lea
 512 per rollout of 64 x 32 steps, as the ``ppo`` agent's defaults split its rollout."""
 
 SB3_PPO_FULL_BATCH: dict[str, Any] = {**SB3_PPO, "batch_size": 2048}
-"""The same with one full-batch gradient step per epoch: the update costs less, so the
-environment's share (what the adapter speeds up) shows more."""
+"""The same with one full-batch gradient step per epoch: fewer, larger gradient steps
+(the same samples and epochs) cost less per user-step, so the environment's share shows more."""
 
 
-def _time_ppo_training(vec_env: Any, rollouts: int, settings: dict[str, Any]) -> tuple[float, float, float, float]:
-    """Train SB3 PPO with ``settings`` on ``vec_env`` for one warm-up rollout, then
-    ``rollouts`` timed ones.
+@dataclass
+class PPOTiming:
+    """Throughput and per-vector-step wall milliseconds of one PPO training run.
 
-    Returns:
-        ``(steps/s wall, steps/s CPU, collection ms per vec step, update ms per vec step)``
-        where collection (policy forward + env step) and update (the gradient epochs) are
-        split by the callback's rollout start/end hooks.
+    Attributes:
+        steps_per_s, cpu_steps_per_s: training user-steps per second (wall, process CPU).
+        env_ms: the VecEnv's ``step`` (world step + adapter / single-env loop).
+        policy_ms: the rest of rollout collection (policy forward and sampling, buffer writes,
+            SB3's info handling and time-limit bootstrap).
+        update_ms: the gradient epochs (and advantage computation).
     """
-    import torch
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.callbacks import BaseCallback
 
-    class RolloutClock(BaseCallback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.collect_s = 0.0
-            self._start = 0.0
+    steps_per_s: float
+    cpu_steps_per_s: float
+    env_ms: float
+    policy_ms: float
+    update_ms: float
 
-        def _on_rollout_start(self) -> None:
-            self._start = time.perf_counter()
+    @property
+    def collect_ms(self) -> float:
+        return self.env_ms + self.policy_ms
 
-        def _on_rollout_end(self) -> None:
-            self.collect_s += time.perf_counter() - self._start
 
-        def _on_step(self) -> bool:
-            return True
+class PPOTrainingClock:
+    """One SB3 PPO model (``policy``, MLP 64-64, one torch thread) on ``vec_env`` with
+    ``settings``, warmed up by one rollout; :meth:`run` times further training.
 
-    torch.set_num_threads(1)
-    n = vec_env.num_envs
-    model = PPO("MlpPolicy", vec_env, seed=0, device="cpu", policy_kwargs={"net_arch": [64, 64]}, **settings)
-    per_rollout = n * settings["n_steps"]
-    model.learn(per_rollout)
-    clock = RolloutClock()
-    steps = per_rollout * rollouts
-    start, cpu_start = time.perf_counter(), time.process_time()
-    model.learn(steps, callback=clock, reset_num_timesteps=False)
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    vec_steps = rollouts * settings["n_steps"]
-    return steps / wall, steps / cpu, 1e3 * clock.collect_s / vec_steps, 1e3 * (wall - clock.collect_s) / vec_steps
+    Collection and update are split by the callback's rollout start/end hooks; the env's
+    share of collection by timing ``vec_env.step_wait`` (``VecEnv.step`` calls it).
+    """
+
+    def __init__(self, vec_env: Any, settings: dict[str, Any], policy: Any) -> None:
+        import torch
+        from stable_baselines3 import PPO
+
+        self.env_s = 0.0
+        self._step_wait = vec_env.step_wait
+        vec_env.step_wait = self._timed_step_wait
+        torch.set_num_threads(1)
+        self.n_steps = settings["n_steps"]
+        self.model = PPO(policy, vec_env, seed=0, device="cpu", policy_kwargs={"net_arch": [64, 64]}, **settings)
+        self.per_rollout = vec_env.num_envs * self.n_steps
+        self.model.learn(self.per_rollout)
+
+    def _timed_step_wait(self) -> Any:
+        start = time.perf_counter()
+        out = self._step_wait()
+        self.env_s += time.perf_counter() - start
+        return out
+
+    def run(self, rollouts: int) -> PPOTiming:
+        """Train ``rollouts`` more rollouts; their throughput and split."""
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        class RolloutClock(BaseCallback):
+            def __init__(self) -> None:
+                super().__init__()
+                self.collect_s = 0.0
+                self._start = 0.0
+
+            def _on_rollout_start(self) -> None:
+                self._start = time.perf_counter()
+
+            def _on_rollout_end(self) -> None:
+                self.collect_s += time.perf_counter() - self._start
+
+            def _on_step(self) -> bool:
+                return True
+
+        clock = RolloutClock()
+        self.env_s = 0.0
+        steps = self.per_rollout * rollouts
+        start, cpu_start = time.perf_counter(), time.process_time()
+        self.model.learn(steps, callback=clock, reset_num_timesteps=False)
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        ms = 1e3 / (rollouts * self.n_steps)
+        env, collect = self.env_s * ms, clock.collect_s * ms
+        return PPOTiming(steps / wall, steps / cpu, env, collect - env, wall * ms - collect)
+
+
+SB3_REPEATS = 3
+"""Timed runs per side (alternating adapter / DummyVecEnv); the fastest by CPU time is kept."""
 
 
 def _sb3_shapes(setup: BenchSetup) -> list[tuple[int, int]]:
@@ -290,43 +332,79 @@ def _sb3_shapes(setup: BenchSetup) -> list[tuple[int, int]]:
     return list(dict.fromkeys(shapes))
 
 
+def _ms_note(t: PPOTiming) -> str:
+    return f"ms/vec step: env {t.env_ms:.2f}, policy {t.policy_ms:.2f}, update {t.update_ms:.2f}"
+
+
 def bench_sb3_training(
-    setup: BenchSetup, n_candidates: int, slate_size: int, settings: dict[str, Any]
+    setup: BenchSetup, n_candidates: int, slate_size: int, settings: dict[str, Any], policy: Any = None
 ) -> list[BenchRow]:
-    """Two rows: PPO trained over the batched adapter and over SB3's DummyVecEnv."""
+    """Two rows: PPO trained over the batched adapter and over SB3's DummyVecEnv.
+
+    Both sides train the same PPO (``policy``, default the ``ppo`` agent's
+    :class:`agents.deep_rl.SlatePolicy`; ``"MlpPolicy"`` for SB3's stock one) on worlds
+    without the oracle's ground truth, as :meth:`agents.deep_rl.SB3Agent.train` builds them.
+    """
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from agents.deep_rl import SB3RecVecEnv
+    from agents.deep_rl import SB3RecVecEnv, SlatePolicy
+    from simenv import RecEnv
     from simenv.wrappers import FlatRecEnv
 
+    policy = SlatePolicy if policy is None else policy
     n = min(setup.n_users, SB3_ENVS)
     config = replace(setup, n_candidates=n_candidates, slate_size=slate_size).make_env().config
-    rollouts = 1 if setup.steps <= 5 else 4
-    adapter = _time_ppo_training(SB3RecVecEnv(RecVectorEnv(n, config=config)), rollouts, settings)
-    dummy = _time_ppo_training(DummyVecEnv([lambda: FlatRecEnv(config=config) for _ in range(n)]), rollouts, settings)
-    shape = f"C={n_candidates} k={slate_size}, {n} envs, {rollouts * settings['n_steps'] * n} steps"
-    shape += f", batch {settings['batch_size']}"
-    speed = f"{adapter[0] / dummy[0]:.1f}x wall, {adapter[1] / dummy[1]:.1f}x CPU"
-    collect = f"collection {dummy[2] / adapter[2]:.1f}x"
+    rollouts, repeats = (1, 1) if setup.steps <= 5 else (2, SB3_REPEATS)
+    adapter_env = SB3RecVecEnv(RecVectorEnv(n, config=config, oracle=False))
+    dummy_env = DummyVecEnv([lambda: FlatRecEnv(env=RecEnv(config=config, oracle=False)) for _ in range(n)])
+    clocks = [PPOTrainingClock(env, settings, policy) for env in (adapter_env, dummy_env)]
+    runs = [[clock.run(rollouts) for clock in clocks] for _ in range(repeats)]
+    adapter, dummy = (max(side, key=lambda t: t.cpu_steps_per_s) for side in zip(*runs, strict=True))
+    name = policy if isinstance(policy, str) else policy.__name__
+    steps = rollouts * settings["n_steps"] * n
+    shape = f"C={n_candidates} k={slate_size}, {n} envs, best of {repeats} x {steps} steps"
+    shape += f", batch {settings['batch_size']}, {name}"
+    wall, cpu = adapter.steps_per_s / dummy.steps_per_s, adapter.cpu_steps_per_s / dummy.cpu_steps_per_s
+    speed = f"{wall:.1f}x wall, {cpu:.1f}x CPU"
+    # Amdahl: with a free environment the adapter side would cost policy + update only.
+    bound = (dummy.collect_ms + dummy.update_ms) / (adapter.policy_ms + adapter.update_ms)
+    learner = f"env {dummy.env_ms / adapter.env_ms:.0f}x; bound with a free env {bound:.1f}x"
+
+    def row(agent: str, t: PPOTiming, note: str) -> BenchRow:
+        return BenchRow(
+            "sb3 train", agent, t.steps_per_s, t.cpu_steps_per_s, t.collect_ms, t.update_ms, dict(settings), note
+        )
+
     return [
-        BenchRow("sb3 train", "ppo SB3RecVecEnv", *adapter, dict(settings), f"{shape}; {speed}; {collect}"),
-        BenchRow("sb3 train", "ppo DummyVecEnv", *dummy, dict(settings), f"{shape} (single envs)"),
+        row("ppo SB3RecVecEnv", adapter, f"{shape}; {speed}; {learner}; {_ms_note(adapter)}"),
+        row("ppo DummyVecEnv", dummy, f"{shape} (single envs); {_ms_note(dummy)}"),
     ]
 
 
 def bench_sb3(setup: BenchSetup) -> list[BenchRow]:
     """SB3 PPO training throughput: the batched adapter against SB3's DummyVecEnv.
 
-    Both sides train the same PPO (:data:`SB3_PPO`, then :data:`SB3_PPO_FULL_BATCH`) over
-    ``min(n_users, 64)`` sessions:
-    :class:`agents.deep_rl.SB3RecVecEnv` steps one batched world, ``DummyVecEnv`` steps
-    that many single-session :class:`simenv.wrappers.FlatRecEnv` copies in a Python loop;
-    on the setup's shape and on the preset's own (C, k). In these rows *decisions/s* is
-    training user-steps per second; ``act ms`` is rollout collection (policy forward + env
-    step) and ``update ms`` the gradient epochs, both wall ms per vector step. The
-    gradient epochs cost the same on both sides, so they bound the overall speed-up; the
-    note also gives the collection-only speed-up. A last row times the trained ``ppo``
-    agent's ``act`` (serving decisions/s, no training) on the full setup.
+    Both sides train the same PPO (:data:`SB3_PPO`, then :data:`SB3_PPO_FULL_BATCH`; the
+    ``ppo`` agent's :class:`agents.deep_rl.SlatePolicy`, plus one pair with SB3's stock
+    ``MlpPolicy``) over ``min(n_users, 64)`` sessions: :class:`agents.deep_rl.SB3RecVecEnv`
+    steps one batched world, ``DummyVecEnv`` steps that many single-session
+    :class:`simenv.wrappers.FlatRecEnv` copies in a Python loop; on the setup's shape and on
+    the preset's own (C, k); both worlds without the oracle's ground truth. Each side is
+    timed :data:`SB3_REPEATS` times, alternating, and its fastest run (CPU time) kept. In
+    these rows *decisions/s* is training user-steps per second; ``act ms`` is rollout
+    collection and ``update ms`` the gradient epochs, both wall ms per vector step; the note
+    splits collection into the env's step (for DummyVecEnv: the Python loop over the single
+    envs, their auto-resets and SB3's deep copy of their info dicts) and the rest (policy
+    forward and sampling, rollout buffer).
+
+    Reading the ratio: the policy and the gradient epochs cost the same on both sides
+    (same network, same samples), so the speed-up is ``(env_dummy + L) / (env_adapter + L)``
+    with L the learner's ms per vector step, and it cannot exceed ``(env_dummy + L) / L``
+    (printed as the bound with a free env). L grows with the observation width
+    (F_u + C * F_i: the first layer dominates), with the epochs and with more, smaller
+    minibatches, so the ratio is highest for small C and full batches and falls for large
+    C. A last row times the trained ``ppo`` agent's ``act`` (serving decisions/s, no
+    training) on the full setup.
     """
     rows = [
         row
@@ -334,6 +412,7 @@ def bench_sb3(setup: BenchSetup) -> list[BenchRow]:
         for settings in (SB3_PPO, SB3_PPO_FULL_BATCH)
         for row in bench_sb3_training(setup, c, k, settings)
     ]
+    rows += bench_sb3_training(setup, setup.n_candidates, setup.slate_size, SB3_PPO, "MlpPolicy")
     n = min(setup.n_users, SB3_ENVS)
     agent = make_agent("ppo", setup.spec(), n_envs=n, **SB3_PPO)
     agent.train(setup.make_env().config, n * SB3_PPO["n_steps"], seed=setup.seed)

@@ -10,11 +10,18 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.distributions import MultiCategoricalDistribution
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import VecCheckNan, VecMonitor
 
 from agents import AgentError, make_agent, rollout
-from agents.deep_rl import SB3Agent, SB3RecVecEnv, slot_sample_without_replacement
+from agents.deep_rl import (
+    SB3Agent,
+    SB3RecVecEnv,
+    SlateCategoricalDistribution,
+    SlatePolicy,
+    slot_sample_without_replacement,
+)
 from simenv import ENV_IDS, ConfigError, RecEnv, RecVectorEnv, WorldSpec, get_preset, with_overrides
 from simenv.wrappers import FlatRecEnv, flatten_observation, make_sb3_env
 
@@ -151,6 +158,108 @@ def test_vec_env_works_under_sb3_vec_wrappers():
     assert obs.shape == (4, vec.observation_space.shape[0])
     assert wrapped.get_attr("num_envs") == [4] * 4
     assert wrapped.env_is_wrapped(VecMonitor) == [False] * 4
+
+
+# ---------------------------------------------------------------------------- slate policy
+
+
+def test_slate_distribution_matches_sb3_multicategorical_and_hand_computation():
+    logits = torch.randn(6, 3 * 4, generator=torch.Generator().manual_seed(0))
+    ours = SlateCategoricalDistribution([4, 4, 4]).proba_distribution(logits)
+    sb3 = MultiCategoricalDistribution([4, 4, 4]).proba_distribution(logits)
+    actions = torch.tensor([[0, 1, 2], [3, 3, 3], [1, 0, 0], [2, 2, 1], [0, 0, 0], [3, 1, 2]])
+    # by hand: sum over slots of log softmax(logits of the slot)[chosen]
+    log_softmax = torch.log_softmax(logits.view(6, 3, 4), dim=-1).numpy().astype(np.float64)
+    hand = [sum(log_softmax[i, j, actions[i, j]] for j in range(3)) for i in range(6)]
+    np.testing.assert_allclose(ours.log_prob(actions).numpy(), hand, rtol=1e-5)
+    np.testing.assert_allclose(ours.log_prob(actions).numpy(), sb3.log_prob(actions).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(ours.entropy().numpy(), sb3.entropy().numpy(), rtol=1e-5)
+    np.testing.assert_array_equal(ours.mode().numpy(), sb3.mode().numpy())
+    np.testing.assert_allclose(ours.probs.sum(dim=-1).numpy(), 1.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="equal slot sizes"):
+        SlateCategoricalDistribution([4, 5])
+    # a zero-probability candidate (a -inf logit) adds nothing to the entropy, as in torch
+    zero = torch.tensor([[0.0, float("-inf"), 0.0, 0.0] * 3])
+    want = MultiCategoricalDistribution([4, 4, 4]).proba_distribution(zero).entropy()
+    got = SlateCategoricalDistribution([4, 4, 4]).proba_distribution(zero).entropy()
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(got.numpy(), 3 * np.log(3), rtol=1e-6)
+    with pytest.raises(ValueError, match="NaN"):
+        SlateCategoricalDistribution([4, 4, 4]).proba_distribution(torch.full((2, 12), float("nan")))
+
+
+def test_slate_distribution_samples_each_slot_from_its_categorical():
+    # slot 0: (0.5, 0, 0.3, 0.2), slot 1: all mass on candidate 2
+    probs = torch.tensor([[0.5, 0.0, 0.3, 0.2], [0.0, 0.0, 1.0, 0.0]])
+    logits = torch.log(probs).view(1, 8).expand(40_000, 8)
+    dist = SlateCategoricalDistribution([4, 4]).proba_distribution(logits)
+    torch.manual_seed(0)
+    draws = dist.sample()
+    torch.manual_seed(0)
+    np.testing.assert_array_equal(dist.sample().numpy(), draws.numpy())  # seeded by torch
+    assert draws.shape == (40_000, 2) and draws.dtype == torch.int64
+    freq = [np.bincount(draws[:, j].numpy(), minlength=4) / 40_000 for j in range(2)]
+    np.testing.assert_allclose(freq[0], [0.5, 0.0, 0.3, 0.2], atol=0.01)  # 4 sigma ~ 0.01
+    assert freq[0][1] == 0.0
+    np.testing.assert_array_equal(freq[1], [0.0, 0.0, 1.0, 0.0])
+
+
+@pytest.mark.parametrize("name", ["ppo", "a2c"])
+def test_ppo_and_a2c_train_the_slate_policy_and_act_from_its_probabilities(name):
+    config = small_config()
+    agent = make_agent(
+        name, WorldSpec.from_config(config), n_envs=4, n_steps=8, **({"batch_size": 32} if name == "ppo" else {})
+    )
+    agent.train(config, 32, seed=0)
+    policy = agent.model.policy
+    assert isinstance(policy, SlatePolicy) and isinstance(policy.action_dist, SlateCategoricalDistribution)
+    if name == "ppo":  # Adam with SB3's eps (a2c keeps SB3's RMSprop)
+        assert isinstance(policy.optimizer, torch.optim.Adam) and policy.optimizer.defaults["eps"] == 1e-5
+    obs, _ = RecVectorEnv(5, config=config).reset(seed=1)
+    flat = torch.as_tensor(flatten_observation(obs))
+    with torch.no_grad():
+        latent_pi = policy.mlp_extractor.forward_actor(policy.extract_features(flat))
+        want = torch.softmax(policy.action_net(latent_pi).view(5, 2, 10), dim=-1).numpy()
+    np.testing.assert_allclose(agent._probabilities(obs), want, rtol=1e-5, atol=1e-7)
+
+
+def test_slate_policy_fused_adam_takes_the_same_steps_as_sb3_adam():
+    vec = SB3RecVecEnv(RecVectorEnv(1, config=small_config()))
+    policies = []
+    for kwargs in ({}, {"optimizer_kwargs": {"eps": 1e-5}}):  # ours (fused if available), SB3's default Adam
+        torch.manual_seed(0)
+        policies.append(SlatePolicy(vec.observation_space, vec.action_space, lambda _: 1e-2, net_arch=[8], **kwargs))
+    assert policies[0].optimizer.defaults["eps"] == 1e-5
+    start = [p.detach().clone() for p in policies[0].parameters()]
+    x = torch.randn(32, vec.observation_space.shape[0], generator=torch.Generator().manual_seed(1))
+    actions = torch.randint(0, 10, (32, 2), generator=torch.Generator().manual_seed(2))
+    for _ in range(3):
+        for policy in policies:
+            values, log_prob, entropy = policy.evaluate_actions(x, actions)
+            loss = values.pow(2).mean() - log_prob.mean() - 0.01 * entropy.mean()
+            policy.optimizer.zero_grad()
+            loss.backward()
+            policy.optimizer.step()
+    for ours, sb3, before in zip(policies[0].parameters(), policies[1].parameters(), start, strict=True):
+        np.testing.assert_allclose(ours.detach().numpy(), sb3.detach().numpy(), rtol=1e-5, atol=1e-6)
+        assert not torch.equal(ours, before)  # three steps of lr 1e-2 moved every tensor
+
+
+def test_models_with_sb3_stock_policy_still_act():
+    # e.g. a zip saved before SlatePolicy: the k slot Categoricals of SB3's MultiCategorical
+    config = small_config()
+    agent = make_agent("ppo", WorldSpec.from_config(config))
+    agent.policy_class = "MlpPolicy"
+    policy = agent.ensure_model().policy
+    assert type(policy.action_dist) is MultiCategoricalDistribution
+    obs, _ = RecVectorEnv(5, config=config).reset(seed=1)
+    with torch.no_grad():
+        latent_pi = policy.mlp_extractor.forward_actor(
+            policy.extract_features(torch.as_tensor(flatten_observation(obs)))
+        )
+        want = torch.softmax(policy.action_net(latent_pi).view(5, 2, 10), dim=-1).numpy()
+    np.testing.assert_allclose(agent._probabilities(obs), want, rtol=1e-5, atol=1e-7)
+    assert agent.act(obs, np.random.default_rng(0)).slates.shape == (5, 2)
 
 
 # ---------------------------------------------------------------------------- sampling law
