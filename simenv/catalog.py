@@ -11,6 +11,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from simenv.config import CatalogConfig
 from simenv.dynamics import normalize_rows
@@ -157,14 +158,21 @@ def retrieve_candidates(
     """
     start, size = _strata(catalog.n_items, catalog.config.fresh_pool, n_candidates, n_fresh)
     draws = rng.random((n_users, n_candidates), dtype=np.float32)
-    draws *= size
     slots = np.empty((n_users, n_candidates), dtype=np.int64) if out is None else out
-    np.copyto(slots, draws, casting="unsafe")  # floor: the draws are >= 0
-    slots += start
-    if catalog.oldest:  # age rank -> slot on the ring
-        slots += catalog.oldest
-        np.subtract(slots, catalog.n_items, out=slots, where=slots >= catalog.n_items)
+    _draws_to_slots(draws, start, size, catalog.oldest, catalog.n_items, slots)
     return slots
+
+
+@njit(cache=True, nogil=True)
+def _draws_to_slots(
+    draws: np.ndarray, start: np.ndarray, size: np.ndarray, oldest: int, n_items: int, out: np.ndarray
+) -> None:
+    """Slot of each draw (B, C) in [0, 1): age rank ``start[c] + floor(draw * size[c])`` (the
+    float32 product, as in numpy) moved onto the ring by ``oldest``, into ``out`` (B, C)."""
+    for b in range(draws.shape[0]):
+        for c in range(draws.shape[1]):
+            slot = start[c] + np.int64(draws[b, c] * size[c]) + oldest
+            out[b, c] = slot - n_items if slot >= n_items else slot
 
 
 @functools.cache
