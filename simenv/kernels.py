@@ -162,7 +162,7 @@ def observe(
             out_user[r, o + t] = history[u, t] * scale
         out_user[r, o + n_topics] = np.log1p(total)
         out_user_id[r] = user_id[u]
-    if oracle:  # a second pass: kept out of the gather loop, which it would slow down
+    if oracle:  # the myopic best slates, from the utilities just written
         for i in range(rows.shape[0]):
             _top_k_into(out_utility[rows[i]], out_best[rows[i]], work)
 

@@ -81,23 +81,6 @@ def repair_slate(action: np.ndarray, n_candidates: int) -> tuple[np.ndarray, np.
     return slate, repaired
 
 
-def top_k(scores: np.ndarray, k: int, out: np.ndarray | None = None) -> np.ndarray:
-    """(B, k) indices of the k largest scores per row, in descending score order
-    (ties: lowest index). k rounds of argmax beat argpartition for small k."""
-    b = scores.shape[0]
-    out = np.empty((b, k), dtype=np.int64) if out is None else out
-    if b * scores.shape[1] <= 4096:  # small blocks: one sort costs fewer calls
-        out[:] = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return out
-    masked = scores.copy()
-    rows = np.arange(b)
-    for j in range(k):
-        best = masked.argmax(axis=1)
-        out[:, j] = best
-        masked[rows, best] = -np.inf
-    return out
-
-
 def topic_interest(interest: np.ndarray, centroids: np.ndarray, beta: float) -> np.ndarray:
     """A user's interest distribution over topics: ``softmax(beta theta . mu_k)``.
 
@@ -149,7 +132,8 @@ class Simulator:
         n = self.n_sessions
         self._all_rows = np.arange(n, dtype=np.int64)
         self._slots = np.empty((n, c), dtype=np.int64)  # catalog slot of each candidate
-        self._no_best = np.empty((0, k), dtype=np.int64)
+        self._no_best = np.empty((0, k), dtype=np.int64)  # the kernels' "no oracle"
+        self._no_expected = np.empty(0)
         # Two observation buffers, written alternately: the observation a step returns
         # stays valid until the step after next, so (s, a, r, s') can be kept without copies.
         self._buffers = [
@@ -268,7 +252,7 @@ class Simulator:
         drift_normal = rs.dynamics.standard_normal(drift_shape, dtype=np.float32)
 
         users = self.session_user
-        out = {
+        info: dict[str, Any] = {  # the step's ground truth, filled in by the kernel
             "user_id": pop.user_id[users],
             "slate": slate,
             "slate_items": np.empty((n, k), dtype=np.int64),
@@ -285,7 +269,7 @@ class Simulator:
             "churned": np.empty(n, dtype=bool),
         }
         if self.oracle:
-            out["oracle_expected_reward"] = np.empty(n)
+            info["oracle_expected_reward"] = np.empty(n)
         reward = np.empty(n, dtype=np.float32)
         terminated = np.empty(n, dtype=bool)
         truncated = np.empty(n, dtype=bool)
@@ -294,12 +278,11 @@ class Simulator:
             cat.features, cat.item_id, cat.topic, cat.quality, cat.length,
             pop.interest, pop.satiation, pop.history, pop.satisfaction, self.budget, self.session_steps,
             self._position_penalty, self._params, choice_uniform, response_uniform, drift_normal,
-            out["choice_probs"], out["expected_item_reward"], out["expected_reward"],
-            out.get("oracle_expected_reward", self._no_expected), out["click"], out["engagement"], reward,
-            out["consumed_topic"], out["slate_items"], out["slate_topics"], out["interest"],
-            out["satisfaction"], out["churned"], terminated, truncated,
+            info["choice_probs"], info["expected_item_reward"], info["expected_reward"],
+            info.get("oracle_expected_reward", self._no_expected), info["click"], info["engagement"], reward,
+            info["consumed_topic"], info["slate_items"], info["slate_topics"], info["interest"],
+            info["satisfaction"], info["churned"], terminated, truncated,
         )  # fmt: skip
-        info: dict[str, Any] = out
 
         # The world moves on: arrivals, then the next observation.
         self.t += 1
@@ -312,11 +295,9 @@ class Simulator:
             rows_ended = np.flatnonzero(ended)
             info["final_obs"] = {key: value[rows_ended] for key, value in self.obs.items()}  # copies
             info["_final_obs"] = ended
-            self._start_sessions(rows_ended, out["churned"][rows_ended])
+            self._start_sessions(rows_ended, info["churned"][rows_ended])
             self._observe(rows_ended)
         return self.obs, reward, terminated, truncated, self.decision_info(info)
-
-    _no_expected = np.empty(0)
 
 
 def step_params(config: WorldConfig) -> kernels.StepParams:

@@ -36,7 +36,6 @@ from simenv.dynamics import (
     spend_budget,
     update_satisfaction,
 )
-from simenv.simulator import top_k
 
 E = math.e
 SQRT_HALF = math.sqrt(0.5)
@@ -285,17 +284,6 @@ def test_repair_slate_rejects_bad_actions(action: np.ndarray, message: str) -> N
     with pytest.raises(ValueError) as err:
         repair_slate(action, n_candidates=5)
     assert message in str(err.value)
-
-
-def test_top_k_hand_computed() -> None:
-    scores = np.array([[0.1, 0.9, 0.5, 0.7], [4.0, 3.0, 2.0, 1.0]])
-    np.testing.assert_array_equal(top_k(scores, 2), [[1, 3], [0, 1]])
-    np.testing.assert_array_equal(top_k(scores, 4), [[1, 3, 2, 0], [0, 1, 2, 3]])
-
-
-def test_top_k_matches_full_sort() -> None:
-    scores = np.random.default_rng(4).normal(size=(50, 20))
-    np.testing.assert_array_equal(top_k(scores, 5), np.argsort(-scores, axis=1)[:, :5])
 
 
 # ---------------------------------------------------------------------- retrieval

@@ -115,6 +115,19 @@ def test_step_equals_the_composition_of_the_pure_functions(case: str, make_slate
         np.testing.assert_allclose(reward, expected_reward, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_observed_user_features_follow_the_population_layout(case: str, make_slates) -> None:
+    n = 200
+    env = RecVectorEnv(n, overrides=CASES[case])
+    obs, _ = env.reset(seed=3)
+    rng = np.random.default_rng(3)
+    for _ in range(5):  # histories fill up; ended sessions bring other users
+        sim = env.sim
+        expected = sim.population.features(sim.session_user, np.empty_like(obs["user"]))
+        np.testing.assert_allclose(obs["user"], expected, rtol=1e-6, atol=1e-6)
+        obs, *_ = env.step(make_slates(rng, n, env.config.n_candidates, env.config.slate_size))
+
+
 def test_top_k_keeps_the_lower_index_on_ties() -> None:
     scores = np.array([1.0, 2.0, 2.0, 0.0, 2.0], dtype=np.float32)
     out, work = np.empty(3, dtype=np.int64), np.empty(12, dtype=np.float32)
