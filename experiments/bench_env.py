@@ -105,6 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     user_steps = 200_000 if args.quick else 1_000_000
 
+    figures: dict[str, float] = {}
     print(f"{'shape':<8}{'N':>8}{'world user-steps/s':>21}{'gather bound':>15}{'share':>8}{'peak MiB':>10}")
     for name, shape in SHAPES.items():
         for n in POPULATIONS:
@@ -119,6 +120,7 @@ def main() -> None:
 
             mem = peak_memory(build)
             print(f"{name:<8}{n:>8}{world:>21,.0f}{bound:>15,.0f}{world / bound:>8.0%}{mem:>10.1f}")
+            figures[f"{name} {n}"], figures[f"{name} {n} share"] = world, world / bound
 
     print("\nwithout the oracle's ground truth (RecVectorEnv(..., oracle=False), e.g. for training):")
     for name, shape in SHAPES.items():
@@ -130,13 +132,38 @@ def main() -> None:
     for name, shape in SHAPES.items():
         raw, wrapped = bench_single(shape, 2_000 if args.quick else 10_000)
         print(f"RecEnv {name:<7} {raw:>10,.0f} steps/s raw   {wrapped:>10,.0f} steps/s via gymnasium.make")
+        figures[f"RecEnv {name}"] = raw
 
     def million() -> None:
         config = with_overrides(simenv.get_preset("default"), {"users": {"population_size": 1_000_000}})
         sim = Simulator(config, 1_024, seed=0)
         sim.step(sim._best_slate)
 
-    print(f"\npopulation of 1,000,000 users (1,024 in session): peak {peak_memory(million):,.0f} MiB")
+    figures["million MiB"] = peak_memory(million)
+    print(f"\npopulation of 1,000,000 users (1,024 in session): peak {figures['million MiB']:,.0f} MiB")
+    print_targets(figures)
+
+
+TARGETS = (
+    # (figure, at least / at most, bound, what)
+    ("large 16384", ">=", 250_000, "RecVectorEnv, N = 16,384, large shape: user-steps/s"),
+    ("large 16384 share", ">=", 0.70, "the same, as a share of the gather bound"),
+    ("recsim 16384", ">=", 1_000_000, "RecVectorEnv, N = 16,384, RecSim shape: user-steps/s"),
+    ("RecEnv large", ">=", 20_000, "RecEnv, large shape: steps/s"),
+    ("RecEnv recsim", ">=", 20_000, "RecEnv, RecSim shape: steps/s"),
+    ("million MiB", "<=", 2_048, "a population of 1,000,000 users: peak MiB"),
+)
+"""The world's speed targets (issue 2), checked against this run's figures."""
+
+
+def print_targets(figures: dict[str, float]) -> None:
+    """One line per target of :data:`TARGETS`: the figure, the bound and whether it is met."""
+    print("\ntargets:")
+    for key, sense, bound, what in TARGETS:
+        value = figures[key]
+        met = value >= bound if sense == ">=" else value <= bound
+        shown = f"{value:.0%} {sense} {bound:.0%}" if bound < 1 else f"{value:,.0f} {sense} {bound:,}"
+        print(f"  {'met' if met else 'NOT MET':<8}{what}: {shown}")
 
 
 if __name__ == "__main__":
