@@ -134,6 +134,7 @@ class Simulator:
         self._slots = np.empty((n, c), dtype=np.int64)  # catalog slot of each candidate
         self._no_best = np.empty((0, k), dtype=np.int64)  # the kernels' "no oracle"
         self._no_expected = np.empty(0)
+        self._drift_normal = np.empty((n if config.dynamics.drift else 0, config.catalog.dim))
         # Two observation buffers, written alternately: the observation a step returns
         # stays valid until the step after next, so (s, a, r, s') can be kept without copies.
         self._buffers = [
@@ -248,8 +249,7 @@ class Simulator:
         # The world's own noise, drawn in a fixed order from its own streams.
         choice_uniform = rs.choice.random(n)
         response_uniform = rs.response.random(n)
-        drift_shape = (n, d) if cfg.dynamics.drift else (0, d)
-        drift_normal = rs.dynamics.standard_normal(drift_shape, dtype=np.float32)
+        drift_normal = kernels.standard_normal_into(rs.dynamics, self._drift_normal)
 
         users = self.session_user
         info: dict[str, Any] = {  # the step's ground truth, filled in by the kernel

@@ -42,7 +42,7 @@ def _reference_step(sim, slate: np.ndarray, info: dict, streams) -> dict[str, np
 
     position = sample_choice(info["choice_probs"], streams.choice.random(n))
     response_uniform = streams.response.random(n)
-    normal = streams.dynamics.standard_normal((n, d), dtype=np.float32) if dyn.drift else None
+    normal = streams.dynamics.standard_normal((n, d)) if dyn.drift else None
     clicked = position >= 0
     chosen = slots[rows, np.where(clicked, position, 0)]
     length = cat.length[chosen].astype(np.float64)
@@ -58,7 +58,7 @@ def _reference_step(sim, slate: np.ndarray, info: dict, streams) -> dict[str, np
     shown = cat.embedding[slots].astype(np.float64).sum(axis=1) - clicked[:, None] * cat.embedding[chosen]
     theta = dynamics.expose(theta, shown / np.maximum(unclicked, 1)[:, None], unclicked > 0, dyn.exposure)
     if normal is not None:
-        theta = dynamics.drift(theta, normal.astype(np.float64), dyn.drift)
+        theta = dynamics.drift(theta, normal, dyn.drift)
     satisfaction = pop.satisfaction[users].astype(np.float64)
     satisfaction = dynamics.update_satisfaction(satisfaction, engaged, dyn.satisfaction_rate)
     budget = dynamics.spend_budget(sim.budget.astype(np.float64), engaged, dyn.budget_cost, dyn.budget_restore)
@@ -140,3 +140,11 @@ def test_top_k_keeps_the_lower_index_on_ties() -> None:
         scores = rng.integers(0, 4, 12).astype(np.float32)  # many ties
         kernels._top_k_into(scores, out, work)
         np.testing.assert_array_equal(out, np.argsort(-scores, kind="stable")[:3])
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (300, 32)])  # numpy's fill and the compiled one
+def test_standard_normal_into_draws_numpys_stream(shape: tuple[int, int]) -> None:
+    ours, theirs = np.random.default_rng(9), np.random.default_rng(9)
+    out = kernels.standard_normal_into(ours, np.empty(shape))
+    np.testing.assert_array_equal(out, theirs.standard_normal(shape))
+    assert ours.random() == theirs.random()  # the generators moved on alike

@@ -388,6 +388,7 @@ def test_ppo_beats_random_engagement_over_seeds():
         return rollout(agent, env, 100, np.random.default_rng(0), seed=5, learn=False).records["reward"].mean()
 
     random_engagement = engagement(make_agent("random", spec))
-    for seed in range(3):
-        agent = make_agent("ppo", spec).train(config, 8192, seed=seed)
-        assert engagement(agent) > random_engagement + 0.1, f"seed {seed}"
+    trained = [make_agent("ppo", spec).train(config, 16384, seed=seed) for seed in range(3)]
+    gains = [engagement(agent) - random_engagement for agent in trained]
+    assert min(gains) > 0.05, gains  # every seed beats random (about 1.4 min/step)
+    assert np.mean(gains) > 0.1, gains
