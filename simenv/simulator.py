@@ -201,16 +201,17 @@ class Simulator:
         n, k = self.n_sessions, cfg.slate_size
         retrieve = cfg.n_candidates, cfg.n_fresh_candidates, self.streams.retrieval
         if rows is None:
-            rows = self._all_rows
+            rows, users = self._all_rows, self.session_user
             slots = self._slots = retrieve_candidates(cat, n, *retrieve, out=self._slots)
             # Fresh arrays each step: the previous step's info keeps its own.
             self._utility = np.empty(slots.shape, dtype=np.float32)
             self._best_slate = np.empty((n, k), dtype=np.int64) if self.oracle else self._no_best
         else:
+            users = self.session_user[rows]
             slots = retrieve_candidates(cat, len(rows), *retrieve)
             self._slots[rows] = slots
         kernels.observe(
-            rows, self.session_user[rows], slots, cat.features, cat.item_id, cat.topic,
+            rows, users, slots, cat.features, cat.item_id, cat.topic,
             pop.interest, pop.satiation, pop.observed, pop.history, pop.user_id,
             cfg.choice.quality_weight, cfg.dynamics.satiation,
             obs["candidates"], obs["item_ids"], self._utility, obs["user"], obs["user_id"], self._best_slate,

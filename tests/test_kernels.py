@@ -30,9 +30,9 @@ CASES = {
 }
 
 
-def _reference_step(sim, slate: np.ndarray, info: dict, streams) -> dict[str, np.ndarray]:
-    """Everything a step changes, from the pure functions, the pre-step state and the
-    step's own random draws (replayed from copies of the world's generators)."""
+def _reference_step(sim, slate: np.ndarray, info: dict) -> dict[str, np.ndarray]:
+    """Everything a step changes, from the pure functions and a copy ``sim`` of the
+    pre-step world (its generators replay the step's own random draws)."""
     cfg, cat, pop = sim.config, sim.catalog, sim.population
     dyn, resp = cfg.dynamics, cfg.response
     n, k, d = sim.n_sessions, cfg.slate_size, cfg.catalog.dim
@@ -40,6 +40,7 @@ def _reference_step(sim, slate: np.ndarray, info: dict, streams) -> dict[str, np
     rows = np.arange(n)
     slots = sim._slots[rows[:, None], slate]
 
+    streams = sim.streams
     position = sample_choice(info["choice_probs"], streams.choice.random(n))
     response_uniform = streams.response.random(n)
     normal = streams.dynamics.standard_normal((n, d)) if dyn.drift else None
@@ -92,10 +93,9 @@ def test_step_equals_the_composition_of_the_pure_functions(case: str, make_slate
         sim = env.sim
         users = sim.session_user.copy()
         slate = make_slates(rng, n, cfg.n_candidates, cfg.slate_size)
-        streams = copy.deepcopy(sim.streams)
         before = copy.deepcopy(sim)
         _, reward, terminated, truncated, info = env.step(slate)
-        ref = _reference_step(before, slate, info, streams)
+        ref = _reference_step(before, slate, info)
         np.testing.assert_array_equal(info["click"], ref["click"])
         np.testing.assert_array_equal(info["consumed_topic"], ref["consumed_topic"])
         np.testing.assert_allclose(info["engagement"], ref["engagement"], rtol=1e-5, atol=1e-5)
