@@ -3,7 +3,7 @@
 An agent sees a batch of B users at once (the vector env's observation dict):
 ``obs["user"]`` (B, F_u), ``obs["candidates"]`` (B, C, F_i), ``obs["item_ids"]`` (B, C),
 ``obs["user_id"]`` (B,). Agents that declare ``needs_ground_truth = True`` (the oracle)
-also get ``obs["candidate_utility"]`` (B, C); no learner ever does.
+also get ``obs["candidate_utility"]`` (B, C) and ``obs["best_slate"]`` (B, k); no learner ever does.
 
 * :meth:`Agent.act` returns a :class:`Decision`: the slates, the probability with which
   each served item was chosen at its slot, and whether each decision explored.

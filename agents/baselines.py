@@ -93,8 +93,9 @@ class StaticRankingAgent(Agent):
 
 @register
 class OracleAgent(Agent):
-    """The myopic oracle: serves the top-k candidates by true utility. It reads the
-    world's ground truth, so it is the upper bound for regret, not a learner."""
+    """The myopic oracle: serves the world's ``best_slate``, the slate of largest expected
+    reward under the true choice and response models. It reads the world's ground truth,
+    so it is the reference for regret (per-step regret of any policy is >= 0), not a learner."""
 
     name = "oracle"
     needs_ground_truth = True
@@ -103,8 +104,8 @@ class OracleAgent(Agent):
         super().__init__(spec)
 
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
-        if "candidate_utility" not in obs:
-            raise KeyError("the oracle needs obs['candidate_utility'] (pass the world's ground truth)")
-        slates = greedy_slates(obs["candidate_utility"], self.spec.slate_size)
+        if "best_slate" not in obs:
+            raise KeyError("the oracle needs obs['best_slate'] (the world's ground truth, with oracle=True)")
+        slates = np.array(obs["best_slate"], dtype=np.int64)
         b = slates.shape[0]
         return Decision(slates=slates, propensities=np.ones(slates.shape), explored=np.zeros(b, dtype=bool))

@@ -183,7 +183,8 @@ def rollout(
 
         iterator = tqdm(iterator, desc=agent.name, unit="step", leave=False)
     for t in iterator:
-        agent_obs = {**obs, "candidate_utility": info["candidate_utility"]} if agent.needs_ground_truth else obs
+        truth = ("candidate_utility", "best_slate")
+        agent_obs = {**obs, **{key: info[key] for key in truth if key in info}} if agent.needs_ground_truth else obs
         start = time.perf_counter()
         decision = agent.act(agent_obs, rng)
         latency[t] = time.perf_counter() - start

@@ -1,4 +1,5 @@
-"""The item catalog: topics, unit embeddings around topic centroids, quality, length.
+"""The item catalog: centred topics, unit embeddings at a set cosine to their topic,
+click appeal against value, length.
 
 The catalog holds M item slots in a ring ordered by age: slot ``(oldest + r) % M`` is the
 r-th oldest item. An arriving item replaces the oldest one and gets a new, never reused
@@ -13,16 +14,61 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from simenv.config import CatalogConfig
+from simenv.config import CatalogConfig, RetrievalConfig
 from simenv.dynamics import normalize_rows
+from simenv.kernels import Items
 
-ITEM_EXTRA_FEATURES = ("quality", "length", "fresh")
-"""Item feature columns after the d embedding columns."""
+ITEM_EXTRA_FEATURES = ("appeal", "length", "fresh")
+"""Item feature columns after the d embedding columns (value is hidden)."""
 
 
 def topic_centroids(n_topics: int, dim: int, rng: np.random.Generator) -> np.ndarray:
-    """(K, d) float32 unit-norm topic centroids drawn uniformly on the sphere."""
-    return normalize_rows(rng.standard_normal((n_topics, dim))).astype(np.float32)
+    """(K, d) float32 unit topic centroids that sum to (about) zero.
+
+    For 2 <= K <= d: a regular simplex (pairwise cosine -1 / (K - 1), the most distinct
+    K directions with a zero mean) in a random orientation. For K > d: directions
+    uniform on the sphere, centred (their mean subtracted) and renormalised. For K = 1:
+    one random direction (a single topic cannot be centred).
+    """
+    raw = rng.standard_normal((n_topics, dim))
+    if n_topics == 1:
+        return normalize_rows(raw).astype(np.float32)
+    if n_topics <= dim:
+        raw = np.linalg.qr(raw.T)[0].T  # K orthonormal rows
+    return normalize_rows(raw - raw.mean(axis=0)).astype(np.float32)
+
+
+def embed_around(centroids: np.ndarray, cosine: float, normal: np.ndarray) -> np.ndarray:
+    """Unit vectors at exactly ``cosine`` to their centroid, in a random direction.
+
+    ``e = cosine * mu + sqrt(1 - cosine^2) * z_perp``, with ``z_perp`` the unit part of
+    ``normal`` orthogonal to ``mu``.
+
+    Args:
+        centroids: (n, d) unit centroid of each item. normal: (n, d) standard normal draws.
+
+    Returns:
+        (n, d) float64 unit embeddings.
+    """
+    perp = normal - np.vecdot(normal, centroids)[:, None] * centroids
+    return cosine * centroids + np.sqrt(1.0 - cosine * cosine) * normalize_rows(perp)
+
+
+def appeal_and_value(config: CatalogConfig, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) appeal and (n,) value of new items.
+
+    ``(a, v) = (appeal_std z_a, value_std (rho z_a + sqrt(1 - rho^2) z_v))`` with standard
+    normals clipped at 4 sigma; a clickbait item (probability ``clickbait_share``) then
+    gets ``a += gap`` and ``v -= gap`` (Ie et al. 2019's "chocolate" documents).
+    """
+    z = np.clip(rng.standard_normal((2, n)), -4.0, 4.0)
+    rho = config.appeal_value_correlation
+    appeal = config.appeal_std * z[0]
+    value = config.value_std * (rho * z[0] + np.sqrt(1.0 - rho * rho) * z[1])
+    clickbait = rng.random(n) < config.clickbait_share
+    appeal += config.clickbait_gap * clickbait
+    value -= config.clickbait_gap * clickbait
+    return appeal, value
 
 
 @dataclass
@@ -33,12 +79,13 @@ class Catalog:
         centroids: (K, d) float32 topic centroids.
         embedding: (M, d) float32 unit item embeddings e_i.
         topic: (M,) int32 topic c_i.
-        quality: (M,) float32 quality q_i.
+        appeal: (M,) float32 click appeal a_i (observable).
+        value: (M,) float32 value v_i (hidden: enters watch time and satisfaction).
         length: (M,) float32 length l_i in minutes.
         item_id: (M,) int64 unique id of the item now in each slot.
         birth_step: (M,) int64 step at which the item arrived (0 for the initial catalog).
         features: (M, d + 3) float32 observable features
-            [embedding, quality, length / length_mean, fresh (1 for the newest items)].
+            [embedding, appeal, length / length_mean, fresh (1 for the newest items)].
         oldest: slot of the oldest item (the next one an arrival replaces).
         next_id: id the next arriving item will get.
     """
@@ -47,7 +94,8 @@ class Catalog:
     centroids: np.ndarray
     embedding: np.ndarray
     topic: np.ndarray
-    quality: np.ndarray
+    appeal: np.ndarray
+    value: np.ndarray
     length: np.ndarray
     item_id: np.ndarray
     birth_step: np.ndarray
@@ -66,7 +114,8 @@ class Catalog:
             centroids=centroids,
             embedding=features[:, :d],
             topic=np.zeros(m, dtype=np.int32),
-            quality=np.zeros(m, dtype=np.float32),
+            appeal=np.zeros(m, dtype=np.float32),
+            value=np.zeros(m, dtype=np.float32),
             length=np.zeros(m, dtype=np.float32),
             item_id=np.arange(m, dtype=np.int64),
             birth_step=np.zeros(m, dtype=np.int64),
@@ -75,6 +124,8 @@ class Catalog:
             next_id=m,
         )
         catalog._draw_items(np.arange(m), rng)
+        if config.arrival_rate > 0:  # a living catalog: its newest items are fresh from the start
+            features[m - min(config.fresh_pool, m) :, d + 2] = 1.0
         return catalog
 
     def __setstate__(self, state: dict) -> None:
@@ -87,17 +138,21 @@ class Catalog:
     def n_items(self) -> int:
         return self.config.n_items
 
+    def arrays(self) -> Items:
+        """The arrays the compiled step reads (views, not copies)."""
+        return Items(self.features, self.item_id, self.topic, self.appeal, self.value, self.length)
+
     def _draw_items(self, slots: np.ndarray, rng: np.random.Generator) -> None:
-        """Fill ``slots`` with freshly drawn items (topic, embedding, quality, length)."""
-        cfg, n = self.config, len(slots)
+        """Fill ``slots`` with freshly drawn items (topic, embedding, appeal, value, length)."""
+        cfg, n, d = self.config, len(slots), self.config.dim
         topic = rng.integers(0, cfg.n_topics, n)
-        raw = self.centroids[topic] + cfg.topic_spread * rng.standard_normal((n, cfg.dim))
         self.topic[slots] = topic
-        self.embedding[slots] = normalize_rows(raw)
-        self.quality[slots] = cfg.quality_std * np.clip(rng.standard_normal(n), -4.0, 4.0)
+        self.embedding[slots] = embed_around(
+            self.centroids[topic].astype(np.float64), cfg.topic_concentration, rng.standard_normal((n, d))
+        )
+        self.appeal[slots], self.value[slots] = appeal_and_value(cfg, n, rng)
         self.length[slots] = cfg.length_mean * np.exp(0.25 * np.clip(rng.standard_normal(n), -4.0, 4.0) - 0.03125)
-        d = cfg.dim
-        self.features[slots, d] = self.quality[slots]
+        self.features[slots, d] = self.appeal[slots]
         self.features[slots, d + 1] = self.length[slots] / cfg.length_mean
 
     def age_order_slots(self, ranks: np.ndarray) -> np.ndarray:
@@ -109,8 +164,12 @@ class Catalog:
         return ranks
 
     def arrive(self, n_new: int, step: int, rng: np.random.Generator) -> np.ndarray:
-        """Replace the ``n_new`` oldest items with new ones; returns their slots."""
-        m, d = self.n_items, self.config.dim
+        """Replace the ``n_new`` oldest items with new ones; returns their slots.
+
+        Costs O(n_new): only the new items and the ones they push out of the fresh pool
+        change their ``fresh`` flag.
+        """
+        m, d, pool = self.n_items, self.config.dim, self.config.fresh_pool
         n_new = min(n_new, m)
         if n_new == 0:
             return np.empty(0, dtype=np.int64)
@@ -119,18 +178,24 @@ class Catalog:
         self.item_id[slots] = np.arange(self.next_id, self.next_id + n_new)
         self.birth_step[slots] = step
         self.next_id += n_new
+        # Before the move, age ranks [m - pool, m - pool + n_new) are the fresh items that
+        # the arrivals push out of the pool (the oldest n_new ranks become the newest).
+        leaving = np.arange(max(m - pool, n_new), min(m - pool + n_new, m))
+        self.features[self.age_order_slots(leaving), d + 2] = 0.0
+        self.features[slots, d + 2] = 1.0 if pool >= n_new else 0.0
+        if pool < n_new:  # more arrivals than the pool holds: only the newest are fresh
+            self.features[slots[n_new - pool :], d + 2] = 1.0
         self.oldest = (self.oldest + n_new) % m
-        # The newest `fresh_pool` items carry fresh = 1; the ones pushed out lose it.
-        self.features[:, d + 2] = 0.0
-        self.features[self.age_order_slots(np.arange(m - self.config.fresh_pool, m)), d + 2] = 1.0
         return slots
 
 
 def item_feature_bounds(config: CatalogConfig) -> tuple[np.ndarray, np.ndarray]:
     """(F_i,) lower and upper bounds of the item features (draws are clipped at 4 sigma)."""
     d = config.dim
-    low = np.concatenate([np.full(d, -1.0), [-4.0 * config.quality_std, np.exp(-1.03125), 0.0]])
-    high = np.concatenate([np.full(d, 1.0), [4.0 * config.quality_std, np.exp(0.96875), 1.0]])
+    gap = config.clickbait_gap if config.clickbait_share > 0 else 0.0
+    appeal = 4.0 * config.appeal_std
+    low = np.concatenate([np.full(d, -1.0), [-appeal, np.exp(-1.03125), 0.0]])
+    high = np.concatenate([np.full(d, 1.0), [appeal + gap, np.exp(0.96875), 1.0]])
     return low.astype(np.float32), high.astype(np.float32)
 
 
@@ -188,3 +253,76 @@ def _strata(n_items: int, fresh_pool: int, n_candidates: int, n_fresh: int) -> t
             starts.append(edges[:-1])
             sizes.append(np.diff(edges))
     return np.concatenate(starts), np.concatenate(sizes).astype(np.float32)
+
+
+def retrieve_relevant(
+    catalog: Catalog,
+    interest: np.ndarray,
+    n_candidates: int,
+    n_fresh: int,
+    config: RetrievalConfig,
+    rng: np.random.Generator,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Candidate retrieval by estimated relevance (a production-style two-stage retriever).
+
+    Per user: ``config.pool`` distinct older items are drawn by stratified sampling (as in
+    :func:`retrieve_candidates`) and scored by ``(theta + interest_noise z) . e`` with z
+    standard normal (d,), the retriever's error on the user's interest; the best-scored
+    ``n_top = C_old - n_explore`` come first, then ``n_explore = round(explore_share C_old)``
+    drawn uniformly from the rest of the pool, then the ``n_fresh`` fresh candidates
+    (stratified over the ``fresh_pool`` newest items). ``C_old = C - n_fresh``.
+
+    Args:
+        interest: (B, d) interests theta of the users served.
+        out: an optional (B, C) int64 buffer to write the slots into.
+
+    Returns:
+        (B, C) int64 distinct catalog slots (``out`` if given).
+    """
+    b = interest.shape[0]
+    n_old = n_candidates - n_fresh
+    n_explore = round(config.explore_share * n_old)
+    start, size = _strata(catalog.n_items, catalog.config.fresh_pool, config.pool + n_fresh, n_fresh)
+    draws = rng.random((b, config.pool + n_fresh), dtype=np.float32)
+    pool = np.empty((b, config.pool + n_fresh), dtype=np.int64)
+    _draws_to_slots(draws, start, size, catalog.oldest, catalog.n_items, pool)
+    estimate = interest + config.interest_noise * rng.standard_normal(interest.shape)
+    explore = rng.random((b, n_explore))
+    slots = np.empty((b, n_candidates), dtype=np.int64) if out is None else out
+    _relevance_slots(pool, config.pool, catalog.features, estimate, n_old - n_explore, explore, slots)
+    return slots
+
+
+@njit(cache=True, nogil=True)
+def _relevance_slots(
+    pool: np.ndarray, n_pool: int, features: np.ndarray, estimate: np.ndarray, n_top: int, explore: np.ndarray,
+    out: np.ndarray,
+) -> None:  # fmt: skip
+    """Per row of ``pool`` (B, n_pool + n_fresh): the ``n_top`` pool slots of largest
+    ``estimate[b] . e`` (ties to the earlier), then ``explore.shape[1]`` of the others by
+    a partial Fisher-Yates shuffle on ``explore`` (B, n_explore) uniforms, then the fresh
+    slots ``pool[b, n_pool:]``, into ``out`` (B, C)."""
+    d = estimate.shape[1]
+    n_explore = explore.shape[1]
+    score = np.empty(n_pool)
+    for b in range(pool.shape[0]):
+        for i in range(n_pool):
+            s = pool[b, i]
+            dot = 0.0
+            for f in range(d):
+                dot += estimate[b, f] * features[s, f]
+            score[i] = dot
+        rest = pool[b, :n_pool].copy()
+        order = np.argsort(-score, kind="mergesort")
+        for j in range(n_top):
+            out[b, j] = pool[b, order[j]]
+        for j in range(n_pool - n_top):
+            rest[j] = pool[b, order[n_top + j]]
+        left = n_pool - n_top
+        for j in range(n_explore):
+            pick = j + int(explore[b, j] * (left - j))
+            rest[j], rest[pick] = rest[pick], rest[j]
+            out[b, n_top + j] = rest[j]
+        for j in range(pool.shape[1] - n_pool):
+            out[b, n_top + n_explore + j] = pool[b, n_pool + j]

@@ -58,13 +58,28 @@ def _check_choice(owner: str, name: str, value: Any, allowed: tuple[str, ...]) -
 class CatalogConfig:
     """The item catalog: M items in K topics with d-dimensional unit embeddings.
 
+    Geometry (see ``docs/model.md``): the K topic centroids are centred (they sum to
+    zero: a regular simplex when K <= d), and every item sits at cosine
+    ``topic_concentration`` to its topic's centroid, so the catalog's mean embedding is
+    near zero and no direction is favoured by consuming at random.
+
+    Each item has a click *appeal* a (how tempting it looks; observable) and a *value* v
+    (how much it satisfies once consumed; hidden), jointly normal with correlation
+    ``appeal_value_correlation``. A ``clickbait_share`` of items is shifted by
+    ``clickbait_gap``: appeal up, value down (RecSim's long-term satisfaction
+    environment, Ie et al. 2019).
+
     Attributes:
         n_items: catalog size M (items alive at any time; arrivals replace the oldest).
-        n_topics: number of topics K; each has a unit-norm centroid in R^d.
+        n_topics: number of topics K.
         dim: embedding dimension d shared by items and user interests.
-        topic_spread: std of the Gaussian noise added to a topic centroid before the
-            item embedding is normalised (0 = every item sits on its centroid).
-        quality_std: std of item quality q ~ N(0, quality_std^2) (dimensionless).
+        topic_concentration: cosine of each item's embedding to its topic centroid, in
+            [0, 1] (1 = every item on its centroid; 0 = topics carry no direction).
+        appeal_std: std of item appeal a (utility units before ``choice.appeal_weight``).
+        value_std: std of item value v.
+        appeal_value_correlation: correlation of a and v across (non-clickbait) items.
+        clickbait_share: share of items that are clickbait, in [0, 1].
+        clickbait_gap: a clickbait item's appeal is raised and its value lowered by this.
         length_mean: mean item length l in minutes (log-normal, sigma 0.25).
         arrival_rate: expected new items per step (Poisson); each replaces the oldest
             item (item cold start). 0 = a static catalog.
@@ -75,8 +90,12 @@ class CatalogConfig:
     n_items: int = 2000
     n_topics: int = 10
     dim: int = 16
-    topic_spread: float = 0.6
-    quality_std: float = 0.5
+    topic_concentration: float = 0.8
+    appeal_std: float = 0.5
+    value_std: float = 0.5
+    appeal_value_correlation: float = 0.5
+    clickbait_share: float = 0.0
+    clickbait_gap: float = 1.5
     length_mean: float = 4.0
     arrival_rate: float = 0.0
     fresh_share: float = 0.0
@@ -87,8 +106,12 @@ class CatalogConfig:
         _check_range(o, "n_items", self.n_items, 1, 2**24, integer=True)
         _check_range(o, "n_topics", self.n_topics, 1, integer=True)
         _check_range(o, "dim", self.dim, 2, integer=True)
-        _check_range(o, "topic_spread", self.topic_spread, 0)
-        _check_range(o, "quality_std", self.quality_std, 0)
+        _check_range(o, "topic_concentration", self.topic_concentration, 0, 1)
+        _check_range(o, "appeal_std", self.appeal_std, 0)
+        _check_range(o, "value_std", self.value_std, 0)
+        _check_range(o, "appeal_value_correlation", self.appeal_value_correlation, -1, 1)
+        _check_range(o, "clickbait_share", self.clickbait_share, 0, 1)
+        _check_range(o, "clickbait_gap", self.clickbait_gap, 0)
         _check_range(o, "length_mean", self.length_mean, 0, lo_open=True)
         _check_range(o, "arrival_rate", self.arrival_rate, 0)
         _check_range(o, "fresh_share", self.fresh_share, 0, 1)
@@ -101,22 +124,29 @@ class CatalogConfig:
 class UserConfig:
     """The user population.
 
+    A new user's interest is a topic mixture: weights w ~ Dirichlet(interest_concentration
+    * 1_K) over the centroids, plus Gaussian noise, normalised:
+    ``theta = normalize(sum_k w_k mu_k + interest_noise * z)``. A small concentration
+    gives users with one or two favourite topics; the population as a whole starts
+    diverse (its mean interest is near zero).
+
     Attributes:
         population_size: users on the platform; ``None`` = one per concurrent session.
             Sessions draw returning users from this population, so tastes persist.
-        interest_spread: std of the noise around a user's favourite topic centroid
-            before normalising theta (large = diffuse interests).
+        interest_concentration: Dirichlet concentration alpha > 0 of the topic mixture.
+        interest_noise: std per coordinate of the noise added to the mixture.
         observed_dims: how many of theta's d coordinates the observable user features
             reveal (a partial view), at most ``catalog.dim``.
         observation_noise: std of the Gaussian noise on those revealed coordinates.
         budget_mean: mean session budget tau in step units (a session ends at <= 0).
         budget_std: std of the session budget across sessions.
         max_steps: a session is truncated after this many steps.
-        initial_satisfaction: the satisfaction EMA a new user starts with, in [0, 1].
+        initial_satisfaction: the lasting satisfaction S a new user starts with, in [0, 1].
     """
 
     population_size: int | None = None
-    interest_spread: float = 0.8
+    interest_concentration: float = 0.3
+    interest_noise: float = 0.1
     observed_dims: int = 8
     observation_noise: float = 0.3
     budget_mean: float = 20.0
@@ -128,7 +158,8 @@ class UserConfig:
         o = "users"
         if self.population_size is not None:
             _check_range(o, "population_size", self.population_size, 1, integer=True)
-        _check_range(o, "interest_spread", self.interest_spread, 0)
+        _check_range(o, "interest_concentration", self.interest_concentration, 0, lo_open=True)
+        _check_range(o, "interest_noise", self.interest_noise, 0)
         _check_range(o, "observed_dims", self.observed_dims, 0, integer=True)
         _check_range(o, "observation_noise", self.observation_noise, 0)
         _check_range(o, "budget_mean", self.budget_mean, 0, lo_open=True)
@@ -142,32 +173,38 @@ class ChoiceConfig:
     """How a user picks from a slate.
 
     Utility of item j for user b at slate position p (0-based):
-    ``u = theta_b . e_j + quality_weight * q_j - satiation * s_b[c_j]
-    - position_bias * log2(1 + p)``.
+    ``u = theta_b . e_j + appeal_weight * a_j - satiation * s_b[c_j]
+    - position_bias * log2(1 + p)``; the no-click option has utility
+    ``u_0 = no_click_utility - satisfaction_weight * (S_b - 0.5)``, so a satisfied user
+    clicks more and a dissatisfied one less.
 
     Attributes:
         model: ``"mnl"`` (multinomial logit with a no-click option) or ``"cascade"``
             (Craswell et al. 2008: scan top-down, click with sigmoid(beta (u - u0)),
             stop at the first click).
         beta: choice sensitivity (inverse temperature), > 0.
-        no_click_utility: u0, the utility of not clicking.
-        quality_weight: alpha, weight of item quality in utility.
+        no_click_utility: the no-click utility of a user at satisfaction 0.5.
+        appeal_weight: weight of item appeal a_j in utility.
         position_bias: utility lost per log2(1 + position); 0 = no position effect.
+        satisfaction_weight: how much lasting satisfaction S lowers the no-click
+            utility (``u_0 -= w (S - 0.5)``); 0 = satisfaction does not change clicking.
     """
 
     model: Literal["mnl", "cascade"] = "mnl"
     beta: float = 4.0
     no_click_utility: float = 0.5
-    quality_weight: float = 0.2
+    appeal_weight: float = 0.5
     position_bias: float = 0.0
+    satisfaction_weight: float = 1.0
 
     def __post_init__(self) -> None:
         o = "choice"
         _check_choice(o, "model", self.model, ("mnl", "cascade"))
         _check_range(o, "beta", self.beta, 0, lo_open=True)
         _check_range(o, "no_click_utility", self.no_click_utility)
-        _check_range(o, "quality_weight", self.quality_weight, 0)
+        _check_range(o, "appeal_weight", self.appeal_weight, 0)
         _check_range(o, "position_bias", self.position_bias, 0)
+        _check_range(o, "satisfaction_weight", self.satisfaction_weight, 0)
 
 
 @dataclass(frozen=True)
@@ -175,13 +212,14 @@ class ResponseConfig:
     """Engagement after a click: watch time y in minutes, clipped to [0, l_j].
 
     ``y = clip(l_j * (f + noise * v), 0, l_j)`` with
-    ``f = sigmoid(affinity_weight * theta.e_j + quality_weight * q_j + bias)`` and v a
+    ``f = sigmoid(affinity_weight * theta.e_j + value_weight * value_j + bias)`` and v a
     uniform noise of mean 0 and variance 1 (so the expected engagement has a cheap
-    closed form, see :func:`simenv.choice.expected_engagement`).
+    closed form, see :func:`simenv.choice.expected_engagement`). Appeal does not enter:
+    a tempting item is clicked, a valuable one is watched.
 
     Attributes:
         affinity_weight: how strongly engagement grows with affinity theta.e_j.
-        quality_weight: how strongly engagement grows with quality q_j.
+        value_weight: how strongly engagement grows with item value v_j.
         bias: offset of the logit f.
         noise: std of the engagement noise as a share of the item length.
         reward: what the environment returns as reward: ``"engagement"`` (minutes) or
@@ -189,7 +227,7 @@ class ResponseConfig:
     """
 
     affinity_weight: float = 3.0
-    quality_weight: float = 0.5
+    value_weight: float = 1.0
     bias: float = 0.0
     noise: float = 0.1
     reward: Literal["engagement", "click"] = "engagement"
@@ -197,7 +235,7 @@ class ResponseConfig:
     def __post_init__(self) -> None:
         o = "response"
         _check_range(o, "affinity_weight", self.affinity_weight, 0)
-        _check_range(o, "quality_weight", self.quality_weight, 0)
+        _check_range(o, "value_weight", self.value_weight, 0)
         _check_range(o, "bias", self.bias)
         _check_range(o, "noise", self.noise, 0)
         _check_choice(o, "reward", self.reward, ("engagement", "click"))
@@ -210,43 +248,94 @@ class DynamicsConfig:
     Attributes:
         amplification: eta, pull of theta toward a consumed item's embedding per click
             (Jiang et al. 2019, degenerate feedback loops), in [0, 1].
-        exposure: pull toward the mean embedding of shown-but-not-clicked items, in [0, 1].
+        amplification_by_watch: w in [0, 1]; the pull is ``eta (1 - w + w y / l)``, so
+            with w = 1 an item that was barely watched barely moves the user.
+        exposure: eta_x, mere-exposure pull toward the mean embedding of the whole served
+            slate, clicked or not, in [0, 1].
+        skip_repulsion: eta_s, push away from the mean embedding of the shown items the
+            user did not click (negative feedback, Jiang et al. 2019), in [0, 1].
         satiation: gamma, utility lost per unit of topic satiation (boredom), >= 0.
         satiation_decay: rho, satiation memory per step; s <- rho s + (1 - rho) onehot.
         drift: sigma, std of the Gaussian random walk on theta per step (exogenous).
         budget_cost: session budget spent per step.
         budget_restore: budget restored per unit of engagement fraction y / l_j.
-        satisfaction_rate: lambda of the satisfaction EMA over engagement fractions.
-        churn_threshold: a user whose satisfaction EMA falls below this leaves for good
-            and is replaced by a new user; 0 = no churn.
+        satisfaction_rate: lambda in (0, 1], speed of the lasting satisfaction S:
+            ``S <- (1 - lambda) S + lambda g`` each step.
+        value_satisfaction: w_v, how the consumed item's value sets g: on a click
+            ``g = sigmoid(w_v v_j)``.
+        idle_satisfaction: g on a step without a click, in [0, 1].
+        churn_threshold: tau in [0, 1]: below it a user may leave for good.
+        churn_hazard: h in [0, 1], the per-step probability of leaving at S = 0; the
+            hazard is ``h * max(0, 1 - S / tau)`` (0 when tau or h is 0).
     """
 
     amplification: float = 0.02
-    exposure: float = 0.002
+    amplification_by_watch: float = 0.0
+    exposure: float = 0.005
+    skip_repulsion: float = 0.0
     satiation: float = 0.5
     satiation_decay: float = 0.8
     drift: float = 0.005
     budget_cost: float = 1.0
     budget_restore: float = 0.5
-    satisfaction_rate: float = 0.1
+    satisfaction_rate: float = 0.02
+    value_satisfaction: float = 2.0
+    idle_satisfaction: float = 0.3
     churn_threshold: float = 0.0
+    churn_hazard: float = 0.0
 
     def __post_init__(self) -> None:
         o = "dynamics"
         _check_range(o, "amplification", self.amplification, 0, 1)
+        _check_range(o, "amplification_by_watch", self.amplification_by_watch, 0, 1)
         _check_range(o, "exposure", self.exposure, 0, 1)
+        _check_range(o, "skip_repulsion", self.skip_repulsion, 0, 1)
         _check_range(o, "satiation", self.satiation, 0)
         _check_range(o, "satiation_decay", self.satiation_decay, 0, 1, hi_open=True)
         _check_range(o, "drift", self.drift, 0)
         _check_range(o, "budget_cost", self.budget_cost, 0)
         _check_range(o, "budget_restore", self.budget_restore, 0)
         _check_range(o, "satisfaction_rate", self.satisfaction_rate, 0, 1, lo_open=True)
+        _check_range(o, "value_satisfaction", self.value_satisfaction, 0)
+        _check_range(o, "idle_satisfaction", self.idle_satisfaction, 0, 1)
         _check_range(o, "churn_threshold", self.churn_threshold, 0, 1)
+        _check_range(o, "churn_hazard", self.churn_hazard, 0, 1)
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """Candidate generation: how the C candidates of a user-step are chosen.
+
+    ``"stratified"``: one candidate from each equal stratum of the age-ordered catalog
+    (uniform over the catalog, distinct by construction). ``"relevance"``: a two-stage
+    retriever as in production: ``pool`` items are drawn as above and scored by a noisy
+    estimate of the user's interest, ``(theta + interest_noise z) . e``; the candidates
+    are the best-scored ones, except a share ``explore_share`` drawn at random from the
+    rest of the pool.
+
+    Attributes:
+        method: ``"stratified"`` or ``"relevance"``.
+        pool: items scored per user-step by the relevance retriever (>= C, <= n_items).
+        interest_noise: std per coordinate of the retriever's error on theta.
+        explore_share: share of the candidates drawn at random from the pool, in [0, 1].
+    """
+
+    method: Literal["stratified", "relevance"] = "stratified"
+    pool: int = 200
+    interest_noise: float = 0.3
+    explore_share: float = 0.2
+
+    def __post_init__(self) -> None:
+        o = "retrieval"
+        _check_choice(o, "method", self.method, ("stratified", "relevance"))
+        _check_range(o, "pool", self.pool, 1, integer=True)
+        _check_range(o, "interest_noise", self.interest_noise, 0)
+        _check_range(o, "explore_share", self.explore_share, 0, 1)
 
 
 @dataclass(frozen=True)
 class WorldConfig:
-    """The whole world: catalog, users, choice, response, dynamics and retrieval shape.
+    """The whole world: catalog, users, choice, response, dynamics and retrieval.
 
     Attributes:
         n_candidates: C, candidates retrieved per user-step (C <= n_items).
@@ -258,6 +347,7 @@ class WorldConfig:
     choice: ChoiceConfig = field(default_factory=ChoiceConfig)
     response: ResponseConfig = field(default_factory=ResponseConfig)
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     n_candidates: int = 20
     slate_size: int = 5
 
@@ -274,12 +364,14 @@ class WorldConfig:
                 f"catalog.fresh_pool must be >= the fresh candidates per step "
                 f"(fresh_share * n_candidates = {n_fresh}); got {self.catalog.fresh_pool}"
             )
-        if n_fresh and self.n_candidates - n_fresh > self.catalog.n_items - self.catalog.fresh_pool:
+        older = self.catalog.n_items - (self.catalog.fresh_pool if n_fresh else 0)
+        if n_fresh and self.n_candidates - n_fresh > older:
             raise ConfigError(
                 "catalog.fresh_pool leaves too few older items for the non-fresh candidates: "
-                f"need n_items - fresh_pool >= {self.n_candidates - n_fresh}; "
-                f"got {self.catalog.n_items - self.catalog.fresh_pool}"
+                f"need n_items - fresh_pool >= {self.n_candidates - n_fresh}; got {older}"
             )
+        if self.retrieval.method == "relevance":
+            _check_range("retrieval", "pool", self.retrieval.pool, self.n_candidates - n_fresh, older, integer=True)
 
     @property
     def n_fresh_candidates(self) -> int:
@@ -297,6 +389,7 @@ _SECTIONS: dict[str, type] = {
     "choice": ChoiceConfig,
     "response": ResponseConfig,
     "dynamics": DynamicsConfig,
+    "retrieval": RetrievalConfig,
 }
 
 
@@ -333,25 +426,41 @@ def _preset(**overrides: Any) -> WorldConfig:
     return with_overrides(WorldConfig(), overrides)
 
 
+_CHURN = {"churn_threshold": 0.45, "churn_hazard": 0.1}
+"""Lasting dissatisfaction makes users leave: up to 10% a step at S = 0, none above 0.45."""
+
 PRESETS: dict[str, WorldConfig] = {
     # Moderate amplification, satiation and drift; no churn, static catalog.
     "default": WorldConfig(),
-    # Strong preference amplification and no boredom: consumption narrows tastes.
-    "filter_bubble": _preset(dynamics={"amplification": 0.1, "exposure": 0.01, "satiation": 0.0, "drift": 0.0}),
+    # Strong preference amplification and exposure pull, no boredom, no drift:
+    # consumption and exposure narrow tastes.
+    "filter_bubble": _preset(
+        dynamics={"amplification": 0.1, "exposure": 0.05, "skip_repulsion": 0.02, "satiation": 0.0, "drift": 0.0}
+    ),
     # Strong satiation: repeating a topic quickly bores users.
-    "boredom": _preset(dynamics={"satiation": 2.0, "satiation_decay": 0.7, "amplification": 0.0}),
+    "boredom": _preset(dynamics={"satiation": 2.0, "satiation_decay": 0.7, "amplification": 0.0, "exposure": 0.0}),
     # Tastes wander on their own; a frozen policy goes stale.
-    "drifting_tastes": _preset(dynamics={"drift": 0.05, "amplification": 0.0}),
+    "drifting_tastes": _preset(dynamics={"drift": 0.05, "amplification": 0.0, "exposure": 0.0}),
     # Many new items and users: fresh items in every slate, noisy partial user views.
     "cold_start": _preset(
         catalog={"arrival_rate": 5.0, "fresh_share": 0.3, "fresh_pool": 100},
         users={"observed_dims": 4, "observation_noise": 0.5},
-        dynamics={"churn_threshold": 0.15},
+        dynamics=_CHURN,
     ),
-    # Demanding users who leave when engagement is poor.
-    "churn_prone": _preset(
-        dynamics={"churn_threshold": 0.25, "satisfaction_rate": 0.2},
-        users={"initial_satisfaction": 0.4},
+    # Demanding users who leave when lasting satisfaction is low.
+    "churn_prone": _preset(dynamics={**_CHURN, "satisfaction_rate": 0.05}),
+    # RecSim's long-term satisfaction world: a fifth of the items tempt and disappoint;
+    # clicks on them pay now and cost satisfaction, clicking and users later.
+    "clickbait": _preset(
+        catalog={"clickbait_share": 0.2, "clickbait_gap": 1.5, "appeal_value_correlation": 0.0},
+        choice={"satisfaction_weight": 3.0},
+        dynamics={**_CHURN, "satisfaction_rate": 0.05},
+    ),
+    # Boredom, drifting tastes and new items: what was best yesterday is stale today,
+    # so a policy that keeps exploring keeps up.
+    "exploration_pays": _preset(
+        catalog={"arrival_rate": 5.0, "fresh_share": 0.2, "fresh_pool": 100},
+        dynamics={"satiation": 1.5, "satiation_decay": 0.8, "drift": 0.05, "amplification": 0.0, "exposure": 0.0},
     ),
 }
 

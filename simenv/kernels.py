@@ -35,27 +35,109 @@ _inline = njit(cache=True, nogil=True, fastmath={"reassoc", "contract"}, inline=
 
 
 class StepParams(NamedTuple):
-    """The scalar parameters :func:`serve` needs (see :class:`simenv.config.WorldConfig`)."""
+    """The scalar parameters of a step (see :class:`simenv.config.WorldConfig`)."""
 
     beta: float
     no_click_utility: float
-    quality_weight: float
+    appeal_weight: float
+    satisfaction_weight: float
     cascade: bool
     affinity_weight: float
-    response_quality_weight: float
+    value_weight: float
     response_bias: float
     noise: float
     reward_is_click: bool
     amplification: float
+    amplification_by_watch: float
     exposure: float
+    skip_repulsion: float
     satiation: float
     satiation_decay: float
     drift: float
     budget_cost: float
     budget_restore: float
     satisfaction_rate: float
+    value_satisfaction: float
+    idle_satisfaction: float
     churn_threshold: float
+    churn_hazard: float
     max_steps: int
+
+
+class Items(NamedTuple):
+    """The catalog's arrays, by slot (M,) (see :class:`simenv.catalog.Catalog`)."""
+
+    features: np.ndarray  # (M, F_i) float32: embedding (d), appeal, length / mean, fresh
+    item_id: np.ndarray  # (M,) int64
+    topic: np.ndarray  # (M,) int32
+    appeal: np.ndarray  # (M,) float32
+    value: np.ndarray  # (M,) float32
+    length: np.ndarray  # (M,) float32 minutes
+
+
+class Users(NamedTuple):
+    """The population's arrays, by row (P,) (see :class:`simenv.population.Population`)."""
+
+    interest: np.ndarray  # (P, d) float32 theta
+    satiation: np.ndarray  # (P, K) float32
+    history: np.ndarray  # (P, K) float32 consumed items per topic
+    satisfaction: np.ndarray  # (P,) float32 lasting satisfaction S
+    observed: np.ndarray  # (P, o) float32 noisy partial view of theta
+    user_id: np.ndarray  # (P,) int64
+
+
+class Sessions(NamedTuple):
+    """The N sessions' state: who is served and what they were offered."""
+
+    users: np.ndarray  # (N,) int64 population row of each session's user
+    slots: np.ndarray  # (N, C) int64 catalog slot of each candidate
+    utility: np.ndarray  # (N, C) float32 true position-free utility of each candidate
+    budget: np.ndarray  # (N,) float32 remaining session budget
+    steps: np.ndarray  # (N,) int64 steps taken in the session
+
+
+class Noise(NamedTuple):
+    """The world's draws for one step (from its own generators: common random numbers)."""
+
+    choice: np.ndarray  # (N,) uniforms for the click
+    response: np.ndarray  # (N,) uniforms for the watch time
+    drift: np.ndarray  # (N, d) float64 standard normals, or (0, d) when drift is off
+    churn: np.ndarray  # (N,) uniforms for leaving, or (0,) when churn is off
+
+
+class Observed(NamedTuple):
+    """What :func:`observe` writes, by session row (N, ...)."""
+
+    candidates: np.ndarray  # (N, C, F_i) float32
+    item_ids: np.ndarray  # (N, C) int64
+    user: np.ndarray  # (N, F_u) float32
+    user_id: np.ndarray  # (N,) int64
+    utility: np.ndarray  # (N, C) float32 ground truth
+    best_slate: np.ndarray  # (N, k) int64 myopic oracle's slate, or (0, k) when off
+
+
+class Record(NamedTuple):
+    """What :func:`serve` writes for the step just taken, by session row (N, ...): the
+    step's ground truth (every field but reward, terminated and truncated goes into
+    ``info`` under its name)."""
+
+    slate_items: np.ndarray  # (N, k) int64 item ids
+    slate_topics: np.ndarray  # (N, k) int64
+    choice_probs: np.ndarray  # (N, k + 1) float64, last: no click
+    click: np.ndarray  # (N,) int64 position clicked, -1 none
+    engagement: np.ndarray  # (N,) float32 minutes watched
+    engaged_share: np.ndarray  # (N,) float32 minutes watched / item length (0 without a click)
+    expected_item_reward: np.ndarray  # (N, k) float64 expected reward of each item if clicked
+    expected_reward: np.ndarray  # (N,) float64 the slate's expected reward
+    oracle_expected_reward: np.ndarray  # (N,) float64, or (0,) when the oracle is off
+    consumed_topic: np.ndarray  # (N,) int64, -1 none
+    interest_before: np.ndarray  # (N, d) float32 theta before the step
+    interest: np.ndarray  # (N, d) float32 theta after the step
+    satisfaction: np.ndarray  # (N,) float32 S after the step
+    churned: np.ndarray  # (N,) bool: the user left for good
+    reward: np.ndarray  # (N,) float32 minutes (or 1 per click)
+    terminated: np.ndarray  # (N,) bool: budget spent or churned
+    truncated: np.ndarray  # (N,) bool: max_steps reached
 
 
 def standard_normal_into(rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
@@ -118,84 +200,213 @@ def repair_slates(action: np.ndarray, n_candidates: int, slate: np.ndarray, repa
     return -1
 
 
+@_inline
+def _expit(x: float) -> float:
+    """The logistic sigmoid, stable for large |x|."""
+    if x >= 0:
+        return 1.0 / (1.0 + np.exp(-x))
+    z = np.exp(x)
+    return z / (1.0 + z)
+
+
+@_inline
+def _clipped_integral(x: float) -> float:
+    """``integral_0^x clip(t, 0, 1) dt`` (see :func:`simenv.choice._clipped_integral`)."""
+    inside = min(max(x, 0.0), 1.0)
+    return 0.5 * inside * inside + max(x - 1.0, 0.0)
+
+
+@_inline
+def _no_click_utility(satisfaction: float, p: StepParams) -> float:
+    """u_0 of a user at lasting satisfaction S (:func:`simenv.choice.no_click_utility`)."""
+    return p.no_click_utility - p.satisfaction_weight * (satisfaction - 0.5)
+
+
+@_inline
+def _watch_share(affinity: float, value: float, p: StepParams) -> float:
+    """Pre-noise watched share f (:func:`simenv.choice.engagement_share`)."""
+    return _expit(p.affinity_weight * affinity + p.value_weight * value + p.response_bias)
+
+
+@_inline
+def _reward_if_clicked(share: float, length: float, p: StepParams) -> float:
+    """Expected reward given a click (:func:`simenv.choice.expected_engagement`, or 1)."""
+    if p.reward_is_click:
+        return 1.0
+    h = SQRT3 * p.noise
+    if h == 0.0:
+        return length * min(max(share, 0.0), 1.0)
+    return length * (_clipped_integral(share + h) - _clipped_integral(share - h)) / (2.0 * h)
+
+
 @_jit
 def observe(
     rows: np.ndarray,
     users: np.ndarray,
     slots: np.ndarray,
-    item_features: np.ndarray,
-    item_id: np.ndarray,
-    item_topic: np.ndarray,
-    interest: np.ndarray,
-    satiation: np.ndarray,
-    observed: np.ndarray,
-    history: np.ndarray,
-    user_id: np.ndarray,
-    quality_weight: float,
-    satiation_weight: float,
-    out_candidates: np.ndarray,
-    out_item_ids: np.ndarray,
-    out_utility: np.ndarray,
-    out_user: np.ndarray,
-    out_user_id: np.ndarray,
-    out_best: np.ndarray,
+    items: Items,
+    pop: Users,
+    p: StepParams,
+    penalty: np.ndarray,
+    out: Observed,
 ) -> None:
     """Write the observation of sessions ``rows`` (B,) whose users are ``users`` (B,) and
-    whose retrieved catalog slots are ``slots`` (B, C).
+    whose retrieved catalog slots are ``slots`` (B, C), into ``out`` at ``rows``.
 
     Per session: the candidates' features (C, F_i) and ids (C,); the true utilities
-    ``u_c = theta . e_c + alpha q_c - gamma s[topic_c]`` (C,) float32; the user features
+    ``u_c = theta . e_c + alpha a_c - gamma s[topic_c]`` (C,) float32; the user features
     ``[observed (o), history / max(total, 1) (K), log1p(total)]`` (see
-    :meth:`simenv.population.Population.features`); and, if ``out_best`` has rows, the
-    myopic best slate: the k highest utilities, best first, ties to the lower index.
-
-    Args:
-        item_features: (M, F_i) float32, the first d columns the embedding e, column d the
-            quality q. interest: (P, d) float32 theta. satiation, history: (P, K) float32.
-        out_*: the (N, ...) buffers, written at ``rows``; ``out_best`` (N, k) or (0, k).
+    :meth:`simenv.population.Population.features`); and, if ``out.best_slate`` has rows,
+    the myopic oracle's slate (:func:`_best_slate_into`).
     """
     n_cand = slots.shape[1]
-    d = interest.shape[1]
-    n_feat = item_features.shape[1]
-    o = observed.shape[1]
-    n_topics = history.shape[1]
-    oracle = out_best.shape[0] > 0
-    work = np.empty(slots.shape[1], dtype=np.float32)
+    d = pop.interest.shape[1]
+    n_feat = items.features.shape[1]
+    o = pop.observed.shape[1]
+    n_topics = pop.history.shape[1]
+    k = out.best_slate.shape[1]
+    oracle = out.best_slate.shape[0] > 0
+    reward = np.empty(n_cand)
+    weight = np.empty(n_cand)
+    score = np.empty(n_cand)
+    order = np.empty(n_cand, dtype=np.int64)
+    table = np.empty((n_cand + 1, k + 1))
     for i in range(rows.shape[0]):
         r, u = rows[i], users[i]
+        satiation = pop.satiation[u]
         for j in range(n_cand):
             s = slots[i, j]
             dot = 0.0
             for f in range(d):
-                x = item_features[s, f]
-                out_candidates[r, j, f] = x
-                dot += interest[u, f] * x
+                x = items.features[s, f]
+                out.candidates[r, j, f] = x
+                dot += pop.interest[u, f] * x
             for f in range(d, n_feat):
-                out_candidates[r, j, f] = item_features[s, f]
-            dot += quality_weight * item_features[s, d]
-            if satiation_weight != 0.0:
-                dot -= satiation_weight * satiation[u, item_topic[s]]
-            out_utility[r, j] = dot
-            out_item_ids[r, j] = item_id[s]
+                out.candidates[r, j, f] = items.features[s, f]
+            utility = dot + p.appeal_weight * items.appeal[s]
+            if p.satiation != 0.0:
+                utility -= p.satiation * satiation[items.topic[s]]
+            out.utility[r, j] = utility
+            out.item_ids[r, j] = items.item_id[s]
+            if oracle:
+                share = _watch_share(dot, items.value[s], p)
+                reward[j] = _reward_if_clicked(share, items.length[s], p)
         for f in range(o):
-            out_user[r, f] = observed[u, f]
+            out.user[r, f] = pop.observed[u, f]
         total = 0.0
         for t in range(n_topics):
-            total += history[u, t]
+            total += pop.history[u, t]
         scale = 1.0 / max(total, 1.0)
         for t in range(n_topics):
-            out_user[r, o + t] = history[u, t] * scale
-        out_user[r, o + n_topics] = np.log1p(total)
-        out_user_id[r] = user_id[u]
-    if oracle:  # the myopic best slates, from the utilities just written
-        for i in range(rows.shape[0]):
-            _top_k_into(out_utility[rows[i]], out_best[rows[i]], work)
+            out.user[r, o + t] = pop.history[u, t] * scale
+        out.user[r, o + n_topics] = np.log1p(total)
+        out.user_id[r] = pop.user_id[u]
+        if oracle:
+            u0 = _no_click_utility(pop.satisfaction[u], p)
+            _best_slate_into(out.utility[r], reward, u0, penalty, p, out.best_slate[r], weight, score, order, table)
+
+
+@_inline
+def _best_slate_into(
+    utility: np.ndarray,
+    reward: np.ndarray,
+    u0: float,
+    penalty: np.ndarray,
+    p: StepParams,
+    out: np.ndarray,
+    weight: np.ndarray,
+    score: np.ndarray,
+    order: np.ndarray,
+    table: np.ndarray,
+) -> None:
+    """The slate (k,) of largest expected reward for one user's candidates, into ``out``.
+
+    ``utility`` (C,) position-free utilities, ``reward`` (C,) expected reward given a
+    click, ``u0`` the no-click utility; ``weight``, ``score``, ``order`` (C,) and
+    ``table`` (C + 1, k + 1) are scratch. MNL: Dinkelbach's method, exact (see
+    :func:`simenv.choice.optimal_slate`); cascade: the dynamic programme over items in
+    decreasing reward (exact without position bias).
+    """
+    n, k = utility.shape[0], out.shape[0]
+    if p.cascade:
+        _cascade_best_into(utility, reward, u0, penalty, p, out, score, order, table)
+        return
+    top = p.beta * u0
+    for c in range(n):
+        top = max(top, p.beta * utility[c])
+    w0 = np.exp(p.beta * u0 - top)
+    for c in range(n):
+        weight[c] = np.exp(p.beta * utility[c] - top)
+    lam, best = 0.0, -1.0
+    for _ in range(_DINKELBACH_ROUNDS):
+        for c in range(n):
+            score[c] = weight[c] * (reward[c] - lam)
+        _top_k_into(score, order[:k], score)
+        num, den = 0.0, w0
+        for j in range(k):
+            w = weight[order[j]] * np.exp(-p.beta * penalty[j])
+            num += w * reward[order[j]]
+            den += w
+        value = num / den
+        if value > best:
+            best = value
+            for j in range(k):
+                out[j] = order[j]
+        if value <= lam * (1.0 + 1e-12) + 1e-300:  # no progress: lam is the optimum
+            break
+        lam = value
+
+
+_DINKELBACH_ROUNDS = 64
+"""Iteration cap of the oracle's Dinkelbach loop (it stops after a few in practice)."""
+
+
+@_inline
+def _cascade_best_into(
+    utility: np.ndarray,
+    reward: np.ndarray,
+    u0: float,
+    penalty: np.ndarray,
+    p: StepParams,
+    out: np.ndarray,
+    score: np.ndarray,
+    order: np.ndarray,
+    table: np.ndarray,
+) -> None:
+    """Cascade oracle: items in decreasing ``reward`` (an exchange argument shows the best
+    order of any set is by decreasing reward when click rates do not depend on the
+    position), then ``f[i, m] = max(f[i + 1, m], r_i R_i + (1 - r_i) f[i + 1, m - 1])``
+    over the first item i and the m positions left, with ``r_i`` the click probability
+    at position k - m."""
+    n, k = utility.shape[0], out.shape[0]
+    for c in range(n):
+        score[c] = -reward[c]
+    order[:] = np.argsort(score, kind="mergesort")
+    table[n, 0] = 0.0
+    for m in range(1, k + 1):
+        table[n, m] = -np.inf
+    for i in range(n - 1, -1, -1):
+        c = order[i]
+        table[i, 0] = 0.0
+        for m in range(1, k + 1):
+            rate = _expit(p.beta * (utility[c] - penalty[k - m] - u0))
+            take = rate * reward[c] + (1.0 - rate) * table[i + 1, m - 1]
+            table[i, m] = max(table[i + 1, m], take)
+    m, j = k, 0
+    for i in range(n):
+        if m == 0:
+            break
+        if table[i, m] != table[i + 1, m]:  # taking item i is the better branch
+            out[j] = order[i]
+            j += 1
+            m -= 1
 
 
 @njit(cache=True, nogil=True, inline="always", fastmath={"reassoc", "nnan", "ninf", "nsz", "contract"})
 def _top_k_into(scores: np.ndarray, out: np.ndarray, work: np.ndarray) -> None:
     """Indices of the k largest of the finite ``scores`` (C,) into ``out`` (k,), best
-    first; ties keep the lower index first. ``work`` (C,) is scratch.
+    first; ties keep the lower index first. ``work`` (C,) is scratch (it may be
+    ``scores`` itself, which is then overwritten).
 
     k rounds of (max, first index of the max, mask it out): the max is a vectorised
     reduction and the scan stops at the first hit, so the rounds cost few mispredicted
@@ -215,24 +426,9 @@ def _top_k_into(scores: np.ndarray, out: np.ndarray, work: np.ndarray) -> None:
         work[c] = _MASKED
 
 
-_MASKED = np.float32(-3.0e38)
-"""Below every utility (|u| <= 1 + alpha |q| + gamma): marks a candidate already taken."""
-
-
-@_inline
-def _expit(x: float) -> float:
-    """The logistic sigmoid, stable for large |x|."""
-    if x >= 0:
-        return 1.0 / (1.0 + np.exp(-x))
-    z = np.exp(x)
-    return z / (1.0 + z)
-
-
-@_inline
-def _clipped_integral(x: float) -> float:
-    """``integral_0^x clip(t, 0, 1) dt`` (see :func:`simenv.choice._clipped_integral`)."""
-    inside = min(max(x, 0.0), 1.0)
-    return 0.5 * inside * inside + max(x - 1.0, 0.0)
+_MASKED = -3.0e38
+"""Below every score (|u| <= 1 + alpha |a| + gamma; |x| <= max reward): marks a
+candidate already taken."""
 
 
 @_inline
@@ -240,10 +436,9 @@ def _slate_law(
     slate: np.ndarray,
     slots: np.ndarray,
     utility: np.ndarray,
+    u0: float,
     user_satiation: np.ndarray,
-    item_topic: np.ndarray,
-    quality: np.ndarray,
-    length: np.ndarray,
+    items: Items,
     penalty: np.ndarray,
     p: StepParams,
     probs: np.ndarray,
@@ -258,34 +453,28 @@ def _slate_law(
     expected reward ``sum_j probs_j value_j``.
     """
     k = slate.shape[0]
-    h = SQRT3 * p.noise
-    top = p.beta * p.no_click_utility  # MNL: logits' running max, for a stable softmax
+    top = p.beta * u0  # MNL: logits' running max, for a stable softmax
     for j in range(k):
         c = slate[j]
         s = slots[c]
         u = utility[c]
-        affinity = u - p.quality_weight * quality[s]  # theta . e, recovered from u
+        affinity = u - p.appeal_weight * items.appeal[s]  # theta . e, recovered from u
         if p.satiation != 0.0:
-            affinity += p.satiation * user_satiation[item_topic[s]]
-        share[j] = _expit(p.affinity_weight * affinity + p.response_quality_weight * quality[s] + p.response_bias)
-        if p.reward_is_click:
-            value[j] = 1.0
-        elif h == 0.0:
-            value[j] = length[s] * min(max(share[j], 0.0), 1.0)
-        else:
-            value[j] = length[s] * (_clipped_integral(share[j] + h) - _clipped_integral(share[j] - h)) / (2.0 * h)
+            affinity += p.satiation * user_satiation[items.topic[s]]
+        share[j] = _watch_share(affinity, items.value[s], p)
+        value[j] = _reward_if_clicked(share[j], items.length[s], p)
         probs[j] = u - penalty[j]  # position-penalised utility, turned into a probability below
         if not p.cascade:
             top = max(top, p.beta * probs[j])
     if p.cascade:
         reach = 1.0
         for j in range(k):
-            click = _expit(p.beta * (probs[j] - p.no_click_utility))
+            click = _expit(p.beta * (probs[j] - u0))
             probs[j] = reach * click
             reach *= 1.0 - click
         probs[k] = reach
     else:
-        total = np.exp(p.beta * p.no_click_utility - top)
+        total = np.exp(p.beta * u0 - top)
         probs[k] = total
         for j in range(k):
             probs[j] = np.exp(p.beta * probs[j] - top)
@@ -310,156 +499,133 @@ def _normalize(theta: np.ndarray) -> None:
             theta[f] *= scale
 
 
+@_inline
+def _pull(theta: np.ndarray, features: np.ndarray, slots: np.ndarray, keep: float, weight: float) -> None:
+    """``theta <- normalize(keep theta + weight sum_s e_s)`` over item ``slots`` (the
+    shared step of :func:`simenv.dynamics.amplify`, ``expose`` and ``repel``)."""
+    for f in range(theta.shape[0]):
+        theta[f] *= keep
+    for s in slots:
+        for f in range(theta.shape[0]):
+            theta[f] += weight * features[s, f]
+    _normalize(theta)
+
+
 @_jit
 def serve(
     slate: np.ndarray,
     best_slate: np.ndarray,
-    slots: np.ndarray,
-    utility: np.ndarray,
-    users: np.ndarray,
-    item_features: np.ndarray,
-    item_id: np.ndarray,
-    item_topic: np.ndarray,
-    quality: np.ndarray,
-    length: np.ndarray,
-    interest: np.ndarray,
-    satiation: np.ndarray,
-    history: np.ndarray,
-    satisfaction: np.ndarray,
-    budget: np.ndarray,
-    session_steps: np.ndarray,
+    sessions: Sessions,
+    items: Items,
+    pop: Users,
     penalty: np.ndarray,
     p: StepParams,
-    choice_uniform: np.ndarray,
-    response_uniform: np.ndarray,
-    drift_normal: np.ndarray,
-    probs: np.ndarray,
-    item_value: np.ndarray,
-    expected: np.ndarray,
-    oracle_expected: np.ndarray,
-    click: np.ndarray,
-    watch: np.ndarray,
-    reward: np.ndarray,
-    consumed_topic: np.ndarray,
-    slate_items: np.ndarray,
-    slate_topics: np.ndarray,
-    theta_after: np.ndarray,
-    satisfaction_after: np.ndarray,
-    churned: np.ndarray,
-    terminated: np.ndarray,
-    truncated: np.ndarray,
+    noise: Noise,
+    rec: Record,
 ) -> None:
     """Serve slates (N, k) to the N sessions and move their users' state on, in place.
 
     Per session: the slate's law (:func:`_slate_law`) and, if ``best_slate`` has rows,
-    the best slate's expected reward; a click by inverse CDF on ``choice_uniform``
-    (:func:`simenv.choice.sample_choice`); watch time from ``response_uniform``
+    the oracle slate's expected reward; a click by inverse CDF on ``noise.choice``
+    (:func:`simenv.choice.sample_choice`); watch time from ``noise.response``
     (:func:`~simenv.choice.sample_engagement`); then the dynamics of
-    :mod:`simenv.dynamics` in order: amplify toward the clicked item, expose toward the
-    mean of the shown-but-unclicked ones, drift by ``drift_normal`` (N, d) float64 (or
-    (0, d) when off), satiate, count the consumed topic, update satisfaction, spend the
-    budget, and end the session on a spent budget, churn or ``max_steps``.
-
-    Args:
-        slots, utility: (N, C) the sessions' catalog slots and true utilities.
-        users: (N,) population rows. item_features: (M, F_i) float32, the first d columns
-            the embedding (the whole rows are passed: a C-contiguous row is read with
-            vector loads, a strided view of the embedding would not be).
-        interest, satiation, history, satisfaction: population state, updated at ``users``.
-        budget, session_steps: (N,) session state, updated.
-        penalty: (k,) position penalties.
-        probs (N, k + 1) float64, item_value (N, k), expected (N,), oracle_expected (N,)
-        or (0,), click (N,) int64 (-1: none), watch (N,) float32, consumed_topic (N,)
-        int64 (-1: none), reward (N,) float32 (minutes watched, or 1 per click),
-        slate_items (N, k) int64 ids, slate_topics (N, k) int64, theta_after (N, d)
-        float32, satisfaction_after (N,) float32, churned, terminated and truncated (N,)
-        bool: outputs.
+    :mod:`simenv.dynamics` in order: amplify toward the clicked item (scaled by the
+    watched share), expose toward the slate's mean, repel from the skipped items, drift,
+    satiate, count the consumed topic, update lasting satisfaction, spend the budget,
+    churn by hazard, and end the session on a spent budget, churn or ``max_steps``.
+    Writes ``rec``; updates ``pop`` at the sessions' users and ``sessions``' budget and steps.
     """
     n, k = slate.shape
-    d = interest.shape[1]
+    d = pop.interest.shape[1]
     oracle = best_slate.shape[0] > 0
     share = np.empty(k)
     spare_probs = np.empty(k + 1)
     spare_share = np.empty(k)
     spare_value = np.empty(k)
     theta = np.empty(d)
+    shown = np.empty(k, dtype=np.int64)
     for b in range(n):
-        u = users[b]
-        expected[b] = _slate_law(
-            slate[b], slots[b], utility[b], satiation[u], item_topic, quality, length, penalty, p,
-            probs[b], share, item_value[b],
+        u = sessions.users[b]
+        slots = sessions.slots[b]
+        u0 = _no_click_utility(pop.satisfaction[u], p)
+        rec.expected_reward[b] = _slate_law(
+            slate[b], slots, sessions.utility[b], u0, pop.satiation[u], items, penalty, p,
+            rec.choice_probs[b], share, rec.expected_item_reward[b],
         )  # fmt: skip
         if oracle:
-            oracle_expected[b] = _slate_law(
-                best_slate[b], slots[b], utility[b], satiation[u], item_topic, quality, length, penalty, p,
+            rec.oracle_expected_reward[b] = _slate_law(
+                best_slate[b], slots, sessions.utility[b], u0, pop.satiation[u], items, penalty, p,
                 spare_probs, spare_share, spare_value,
             )  # fmt: skip
 
         # Choice and engagement.
         pos, cdf = -1, 0.0
         for j in range(k):
-            cdf += probs[b, j]
-            if choice_uniform[b] < cdf:
+            cdf += rec.choice_probs[b, j]
+            if noise.choice[b] < cdf:
                 pos = j
                 break
-        click[b] = pos
+        rec.click[b] = pos
         for j in range(k):
-            s = slots[b, slate[b, j]]
-            slate_items[b, j] = item_id[s]
-            slate_topics[b, j] = item_topic[s]
+            shown[j] = slots[slate[b, j]]
+            rec.slate_items[b, j] = items.item_id[shown[j]]
+            rec.slate_topics[b, j] = items.topic[shown[j]]
         engaged = 0.0
         topic = -1
         chosen = -1
         if pos >= 0:
-            chosen = slots[b, slate[b, pos]]
-            l_j = length[chosen]
-            v = SQRT3 * (2.0 * response_uniform[b] - 1.0)
+            chosen = shown[pos]
+            l_j = items.length[chosen]
+            v = SQRT3 * (2.0 * noise.response[b] - 1.0)
             w = np.float32(min(max(l_j * (share[pos] + p.noise * v), 0.0), l_j))
-            watch[b] = w
+            rec.engagement[b] = w
             engaged = w / l_j
-            topic = item_topic[chosen]
+            topic = items.topic[chosen]
         else:
-            watch[b] = 0.0
-        consumed_topic[b] = topic
-        reward[b] = (pos >= 0) if p.reward_is_click else watch[b]
+            rec.engagement[b] = 0.0
+        rec.engaged_share[b] = engaged
+        rec.consumed_topic[b] = topic
+        rec.reward[b] = (pos >= 0) if p.reward_is_click else rec.engagement[b]
 
-        # Interest dynamics: amplify, expose, drift.
+        # Interest dynamics: amplify, expose, repel, drift.
         for f in range(d):
-            theta[f] = interest[u, f]
-        if pos >= 0 and p.amplification != 0.0:
-            for f in range(d):
-                theta[f] = (1.0 - p.amplification) * theta[f] + p.amplification * item_features[chosen, f]
-            _normalize(theta)
-        unclicked = k - (pos >= 0)
-        if p.exposure != 0.0 and unclicked > 0:
-            weight = p.exposure / unclicked
-            for f in range(d):
-                theta[f] *= 1.0 - p.exposure
-            for j in range(k):
-                if j != pos:
-                    s = slots[b, slate[b, j]]
-                    for f in range(d):
-                        theta[f] += weight * item_features[s, f]
-            _normalize(theta)
+            theta[f] = pop.interest[u, f]
+            rec.interest_before[b, f] = theta[f]
+        eta = p.amplification * (1.0 - p.amplification_by_watch + p.amplification_by_watch * engaged)
+        if pos >= 0 and eta != 0.0:
+            _pull(theta, items.features, shown[pos : pos + 1], 1.0 - eta, eta)
+        if p.exposure != 0.0:
+            _pull(theta, items.features, shown, 1.0 - p.exposure, p.exposure / k)
+        skipped = k - (pos >= 0)
+        if p.skip_repulsion != 0.0 and skipped > 0:
+            if pos >= 0:  # the clicked item moves to the front, the skipped ones follow
+                shown[0], shown[pos] = shown[pos], shown[0]
+            _pull(theta, items.features, shown[k - skipped :], 1.0, -p.skip_repulsion / skipped)
         if p.drift != 0.0:
             for f in range(d):
-                theta[f] += p.drift * drift_normal[b, f]
+                theta[f] += p.drift * noise.drift[b, f]
             _normalize(theta)
         for f in range(d):
-            interest[u, f] = theta[f]
-            theta_after[b, f] = theta[f]
+            pop.interest[u, f] = theta[f]
+            rec.interest[b, f] = theta[f]
 
-        # Satiation, history, satisfaction, budget, session end.
-        for t in range(satiation.shape[1]):
-            satiation[u, t] *= p.satiation_decay
+        # Satiation, history, lasting satisfaction, budget, churn, session end.
+        for t in range(pop.satiation.shape[1]):
+            pop.satiation[u, t] *= p.satiation_decay
+        signal = p.idle_satisfaction
         if topic >= 0:
-            satiation[u, topic] += 1.0 - p.satiation_decay
-            history[u, topic] += 1.0
-        sat = (1.0 - p.satisfaction_rate) * satisfaction[u] + p.satisfaction_rate * engaged
-        satisfaction[u] = sat
-        satisfaction_after[b] = satisfaction[u]
-        budget[b] = budget[b] - p.budget_cost + p.budget_restore * engaged
-        session_steps[b] += 1
-        churned[b] = satisfaction[u] < p.churn_threshold
-        terminated[b] = budget[b] <= 0 or churned[b]
-        truncated[b] = session_steps[b] >= p.max_steps and not terminated[b]
+            pop.satiation[u, topic] += 1.0 - p.satiation_decay
+            pop.history[u, topic] += 1.0
+            signal = _expit(p.value_satisfaction * items.value[chosen])
+        sat = (1.0 - p.satisfaction_rate) * pop.satisfaction[u] + p.satisfaction_rate * signal
+        pop.satisfaction[u] = sat
+        rec.satisfaction[b] = pop.satisfaction[u]
+        sessions.budget[b] = sessions.budget[b] - p.budget_cost + p.budget_restore * engaged
+        sessions.steps[b] += 1
+        leaves = False
+        if noise.churn.shape[0] > 0:
+            hazard = p.churn_hazard * max(0.0, 1.0 - rec.satisfaction[b] / p.churn_threshold)
+            leaves = noise.churn[b] < hazard
+        rec.churned[b] = leaves
+        rec.terminated[b] = sessions.budget[b] <= 0 or leaves
+        rec.truncated[b] = sessions.steps[b] >= p.max_steps and not rec.terminated[b]

@@ -14,6 +14,7 @@ import numpy as np
 
 from simenv.config import UserConfig
 from simenv.dynamics import normalize_rows
+from simenv.kernels import Users
 
 
 @dataclass
@@ -24,7 +25,7 @@ class Population:
         interest: (P, d) float32 unit latent interests theta.
         initial_interest: (P, d) float32 theta at arrival (for preference shift).
         satiation: (P, K) float32 topic satiation s in [0, 1].
-        satisfaction: (P,) float32 long-run satisfaction EMA in [0, 1].
+        satisfaction: (P,) float32 lasting satisfaction S in [0, 1].
         observed: (P, observed_dims) float32 noisy view of theta taken at arrival.
         history: (P, K) float32 count of consumed items per topic.
         user_id: (P,) int64 unique user id (never reused).
@@ -43,7 +44,7 @@ class Population:
 
     @classmethod
     def generate(cls, config: UserConfig, size: int, centroids: np.ndarray, rng: np.random.Generator) -> Population:
-        """``size`` new users whose interests lie around the topic ``centroids`` (K, d)."""
+        """``size`` new users whose interests are mixtures of the topic ``centroids`` (K, d)."""
         k, d = centroids.shape
         pop = cls(
             config=config,
@@ -63,18 +64,19 @@ class Population:
     def size(self) -> int:
         return len(self.user_id)
 
+    def arrays(self) -> Users:
+        """The arrays the compiled step reads and updates (views, not copies)."""
+        return Users(self.interest, self.satiation, self.history, self.satisfaction, self.observed, self.user_id)
+
     def replace(self, rows: np.ndarray, centroids: np.ndarray, rng: np.random.Generator) -> None:
         """Fill ``rows`` with brand-new users (drawn in chunks to bound memory)."""
         cfg = self.config
-        k, d = centroids.shape
         for lo in range(0, len(rows), 65536):
             part = rows[lo : lo + 65536]
-            n = len(part)
-            favourite = rng.integers(0, k, n)
-            theta = normalize_rows(centroids[favourite] + cfg.interest_spread * rng.standard_normal((n, d)))
+            theta = initial_interests(cfg, centroids, len(part), rng)
             self.interest[part] = theta
             self.initial_interest[part] = theta
-            noise = cfg.observation_noise * np.clip(rng.standard_normal((n, cfg.observed_dims)), -4.0, 4.0)
+            noise = cfg.observation_noise * np.clip(rng.standard_normal((len(part), cfg.observed_dims)), -4.0, 4.0)
             self.observed[part] = theta[:, : cfg.observed_dims] + noise
         self.satiation[rows] = 0.0
         self.satisfaction[rows] = cfg.initial_satisfaction
@@ -96,6 +98,18 @@ class Population:
         np.divide(history, np.maximum(total, 1.0)[:, None], out=out[:, o : o + k])
         np.log1p(total, out=out[:, o + k])
         return out
+
+
+def initial_interests(config: UserConfig, centroids: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, d) unit interests of new users: topic mixtures.
+
+    ``theta = normalize(sum_k w_k mu_k + interest_noise z)`` with topic weights
+    ``w ~ Dirichlet(interest_concentration * 1_K)`` and z standard normal (d,).
+    """
+    k, d = centroids.shape
+    weights = rng.dirichlet(np.full(k, config.interest_concentration), n) if k > 1 else np.ones((n, 1))
+    mixture = weights @ centroids.astype(np.float64)
+    return normalize_rows(mixture + config.interest_noise * rng.standard_normal((n, d)))
 
 
 def user_feature_dim(config: UserConfig, n_topics: int) -> int:

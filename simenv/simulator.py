@@ -21,7 +21,7 @@ import numpy as np
 
 from simenv import choice as choice_model
 from simenv import kernels
-from simenv.catalog import ITEM_EXTRA_FEATURES, Catalog, retrieve_candidates
+from simenv.catalog import ITEM_EXTRA_FEATURES, Catalog, retrieve_candidates, retrieve_relevant
 from simenv.config import ConfigError, WorldConfig
 from simenv.population import Population, ReturnQueue, user_feature_dim
 
@@ -133,8 +133,9 @@ class Simulator:
         self._all_rows = np.arange(n, dtype=np.int64)
         self._slots = np.empty((n, c), dtype=np.int64)  # catalog slot of each candidate
         self._no_best = np.empty((0, k), dtype=np.int64)  # the kernels' "no oracle"
-        self._no_expected = np.empty(0)
+        self._no_draws = np.empty(0)
         self._drift_normal = np.empty((n if config.dynamics.drift else 0, config.catalog.dim))
+        self._churn_on = bool(config.dynamics.churn_threshold and config.dynamics.churn_hazard)
         # Two observation buffers, written alternately: the observation a step returns
         # stays valid until the step after next, so (s, a, r, s') can be kept without copies.
         self._buffers = [
@@ -195,33 +196,41 @@ class Simulator:
     # ------------------------------------------------------------------ observation
     def _observe(self, rows: np.ndarray | None = None) -> None:
         """Retrieve candidates for the sessions ``rows`` (all if None) and write their
-        observation, true utilities and myopic best slates (:func:`kernels.observe`)."""
-        cfg, cat, pop = self.config, self.catalog, self.population
+        observation, true utilities and the oracle's slates (:func:`kernels.observe`)."""
+        cfg, cat = self.config, self.catalog
         obs = self.obs
         n, k = self.n_sessions, cfg.slate_size
-        retrieve = cfg.n_candidates, cfg.n_fresh_candidates, self.streams.retrieval
         if rows is None:
             rows, users = self._all_rows, self.session_user
-            slots = self._slots = retrieve_candidates(cat, n, *retrieve, out=self._slots)
+            slots = self._slots = self._retrieve(users, out=self._slots)
             # Fresh arrays each step: the previous step's info keeps its own.
             self._utility = np.empty(slots.shape, dtype=np.float32)
             self._best_slate = np.empty((n, k), dtype=np.int64) if self.oracle else self._no_best
         else:
             users = self.session_user[rows]
-            slots = retrieve_candidates(cat, len(rows), *retrieve)
+            slots = self._retrieve(users)
             self._slots[rows] = slots
+        out = kernels.Observed(
+            obs["candidates"], obs["item_ids"], obs["user"], obs["user_id"], self._utility, self._best_slate
+        )
         kernels.observe(
-            rows, users, slots, cat.features, cat.item_id, cat.topic,
-            pop.interest, pop.satiation, pop.observed, pop.history, pop.user_id,
-            cfg.choice.quality_weight, cfg.dynamics.satiation,
-            obs["candidates"], obs["item_ids"], self._utility, obs["user"], obs["user_id"], self._best_slate,
-        )  # fmt: skip
+            rows, users, slots, cat.arrays(), self.population.arrays(), self._params, self._position_penalty, out
+        )
+
+    def _retrieve(self, users: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """(B, C) catalog slots of the candidates of ``users`` (B,), by the configured retriever."""
+        cfg = self.config
+        shape = cfg.n_candidates, cfg.n_fresh_candidates
+        if cfg.retrieval.method == "relevance":
+            interest = self.population.interest[users]
+            return retrieve_relevant(self.catalog, interest, *shape, cfg.retrieval, self.streams.retrieval, out=out)
+        return retrieve_candidates(self.catalog, len(users), *shape, self.streams.retrieval, out=out)
 
     def decision_info(self, info: dict[str, Any] | None = None) -> dict[str, Any]:
         """Ground truth for the current candidates: ``candidate_utility`` (N, C) true
-        position-free utilities and ``best_slate`` (N, k), the myopic best slate (top-k
-        by utility, best first: it maximises the click probability under MNL and the
-        cascade)."""
+        position-free utilities and ``best_slate`` (N, k), the myopic oracle's slate: the
+        one of largest expected reward under the choice and response models (exact: see
+        :func:`simenv.choice.optimal_slate`)."""
         info = {} if info is None else info
         info["candidate_utility"] = self._utility
         if self.oracle:
@@ -238,9 +247,13 @@ class Simulator:
         Returns:
             ``(obs, reward, terminated, truncated, info)``: reward (N,) float32 in
             minutes (or clicks), terminated (N,) for a spent budget or churn, truncated
-            (N,) at ``users.max_steps``. Sessions that ended are restarted in the same
-            step with the next returning user; their last observation is in
-            ``info["final_obs"]`` (rows where ``info["_final_obs"]``).
+            (N,) at ``users.max_steps``. ``info`` holds the step's ground truth (the fields
+            of :class:`kernels.Record` but the first three of the return, plus
+            ``user_id``, ``slate``, ``slate_repaired`` and ``arrivals``: items that
+            arrived after the step) and the next decision's (:meth:`decision_info`).
+            Sessions that ended are restarted in the same step with the next returning
+            user; their last observation is in ``info["final_obs"]`` (rows where
+            ``info["_final_obs"]``).
         """
         cfg, cat, pop, rs = self.config, self.catalog, self.population, self.streams
         n, k, d = self.n_sessions, cfg.slate_size, cfg.catalog.dim
@@ -248,80 +261,91 @@ class Simulator:
         if slate.shape != (n, k):
             raise ValueError(f"action must have shape ({n}, {k}) (sessions, slate_size); got {slate.shape}")
         # The world's own noise, drawn in a fixed order from its own streams.
-        choice_uniform = rs.choice.random(n)
-        response_uniform = rs.response.random(n)
-        drift_normal = kernels.standard_normal_into(rs.dynamics, self._drift_normal)
-
+        noise = kernels.Noise(
+            choice=rs.choice.random(n),
+            response=rs.response.random(n),
+            drift=kernels.standard_normal_into(rs.dynamics, self._drift_normal),
+            churn=rs.dynamics.random(n) if self._churn_on else self._no_draws,
+        )
         users = self.session_user
-        info: dict[str, Any] = {  # the step's ground truth, filled in by the kernel
-            "user_id": pop.user_id[users],
-            "slate": slate,
-            "slate_items": np.empty((n, k), dtype=np.int64),
-            "slate_topics": np.empty((n, k), dtype=np.int64),
-            "slate_repaired": repaired,
-            "choice_probs": np.empty((n, k + 1)),
-            "click": np.empty(n, dtype=np.int64),
-            "engagement": np.empty(n, dtype=np.float32),
-            "expected_item_reward": np.empty((n, k)),
-            "expected_reward": np.empty(n),
-            "consumed_topic": np.empty(n, dtype=np.int64),
-            "interest": np.empty((n, d), dtype=np.float32),
-            "satisfaction": np.empty(n, dtype=np.float32),
-            "churned": np.empty(n, dtype=bool),
-        }
-        if self.oracle:
-            info["oracle_expected_reward"] = np.empty(n)
-        reward = np.empty(n, dtype=np.float32)
-        terminated = np.empty(n, dtype=bool)
-        truncated = np.empty(n, dtype=bool)
+        rec = kernels.Record(
+            slate_items=np.empty((n, k), dtype=np.int64),
+            slate_topics=np.empty((n, k), dtype=np.int64),
+            choice_probs=np.empty((n, k + 1)),
+            click=np.empty(n, dtype=np.int64),
+            engagement=np.empty(n, dtype=np.float32),
+            engaged_share=np.empty(n, dtype=np.float32),
+            expected_item_reward=np.empty((n, k)),
+            expected_reward=np.empty(n),
+            oracle_expected_reward=np.empty(n if self.oracle else 0),
+            consumed_topic=np.empty(n, dtype=np.int64),
+            interest_before=np.empty((n, d), dtype=np.float32),
+            interest=np.empty((n, d), dtype=np.float32),
+            satisfaction=np.empty(n, dtype=np.float32),
+            churned=np.empty(n, dtype=bool),
+            reward=np.empty(n, dtype=np.float32),
+            terminated=np.empty(n, dtype=bool),
+            truncated=np.empty(n, dtype=bool),
+        )
+        info: dict[str, Any] = {"user_id": pop.user_id[users], "slate": slate, "slate_repaired": repaired}
+        sessions = kernels.Sessions(users, self._slots, self._utility, self.budget, self.session_steps)
         kernels.serve(
-            slate, self._best_slate, self._slots, self._utility, users,
-            cat.features, cat.item_id, cat.topic, cat.quality, cat.length,
-            pop.interest, pop.satiation, pop.history, pop.satisfaction, self.budget, self.session_steps,
-            self._position_penalty, self._params, choice_uniform, response_uniform, drift_normal,
-            info["choice_probs"], info["expected_item_reward"], info["expected_reward"],
-            info.get("oracle_expected_reward", self._no_expected), info["click"], info["engagement"], reward,
-            info["consumed_topic"], info["slate_items"], info["slate_topics"], info["interest"],
-            info["satisfaction"], info["churned"], terminated, truncated,
+            slate, self._best_slate, sessions, cat.arrays(), pop.arrays(), self._position_penalty, self._params,
+            noise, rec,
         )  # fmt: skip
+        info.update(zip(_INFO_FIELDS, rec[: len(_INFO_FIELDS)], strict=True))
+        if not self.oracle:
+            del info["oracle_expected_reward"]
 
         # The world moves on: arrivals, then the next observation.
         self.t += 1
-        if cfg.catalog.arrival_rate:
-            cat.arrive(int(rs.catalog.poisson(cfg.catalog.arrival_rate)), self.t, rs.catalog)
+        arrived = int(rs.catalog.poisson(cfg.catalog.arrival_rate)) if cfg.catalog.arrival_rate else 0
+        if arrived:
+            cat.arrive(arrived, self.t, rs.catalog)
+        info["arrivals"] = np.full(n, arrived, dtype=np.int64)
         self._current ^= 1
         self._observe()
-        ended = terminated | truncated
+        ended = rec.terminated | rec.truncated
         if ended.any():
             rows_ended = np.flatnonzero(ended)
             info["final_obs"] = {key: value[rows_ended] for key, value in self.obs.items()}  # copies
             info["_final_obs"] = ended
-            self._start_sessions(rows_ended, info["churned"][rows_ended])
+            self._start_sessions(rows_ended, rec.churned[rows_ended])
             self._observe(rows_ended)
-        return self.obs, reward, terminated, truncated, self.decision_info(info)
+        return self.obs, rec.reward, rec.terminated, rec.truncated, self.decision_info(info)
+
+
+_INFO_FIELDS = kernels.Record._fields[: kernels.Record._fields.index("reward")]
+"""The :class:`kernels.Record` fields that go into ``info`` (all but the step's return)."""
 
 
 def step_params(config: WorldConfig) -> kernels.StepParams:
-    """The scalar parameters of :func:`kernels.serve` from a world config."""
+    """The scalar parameters of the compiled step from a world config."""
     c, r, dyn = config.choice, config.response, config.dynamics
     return kernels.StepParams(
         beta=float(c.beta),
         no_click_utility=float(c.no_click_utility),
-        quality_weight=float(c.quality_weight),
+        appeal_weight=float(c.appeal_weight),
+        satisfaction_weight=float(c.satisfaction_weight),
         cascade=c.model == "cascade",
         affinity_weight=float(r.affinity_weight),
-        response_quality_weight=float(r.quality_weight),
+        value_weight=float(r.value_weight),
         response_bias=float(r.bias),
         noise=float(r.noise),
         reward_is_click=r.reward == "click",
         amplification=float(dyn.amplification),
+        amplification_by_watch=float(dyn.amplification_by_watch),
         exposure=float(dyn.exposure),
+        skip_repulsion=float(dyn.skip_repulsion),
         satiation=float(dyn.satiation),
         satiation_decay=float(dyn.satiation_decay),
         drift=float(dyn.drift),
         budget_cost=float(dyn.budget_cost),
         budget_restore=float(dyn.budget_restore),
         satisfaction_rate=float(dyn.satisfaction_rate),
+        value_satisfaction=float(dyn.value_satisfaction),
+        idle_satisfaction=float(dyn.idle_satisfaction),
         churn_threshold=float(dyn.churn_threshold),
+        churn_hazard=float(dyn.churn_hazard),
         max_steps=int(config.users.max_steps),
     )

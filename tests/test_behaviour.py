@@ -63,8 +63,8 @@ def run(
         ctr.append(float((info["click"] >= 0).mean()))
         p_click.append(float(1.0 - info["choice_probs"][:, -1].mean()))
         churn += int(info["churned"].sum())
-        low = info["satisfaction"] < env.config.dynamics.churn_threshold
-        np.testing.assert_array_equal(info["churned"], low)  # churn happens exactly when satisfaction is low
+        high = info["satisfaction"] >= env.config.dynamics.churn_threshold
+        assert not info["churned"][high].any()  # no churn hazard above the threshold
     return {
         "ctr": np.array(ctr),
         "p_click": np.array(p_click),
@@ -76,7 +76,7 @@ def run(
     }
 
 
-NO_DYNAMICS = {"amplification": 0.0, "exposure": 0.0, "drift": 0.0}
+NO_DYNAMICS = {"amplification": 0.0, "exposure": 0.0, "skip_repulsion": 0.0, "drift": 0.0}
 
 
 # ---------------------------------------------------------------------- amplification
@@ -127,10 +127,10 @@ def test_churn_follows_low_satisfaction() -> None:
     good = run(best_policy, 64, 100, "churn_prone")
     never = run(worst_policy, 64, 100, "churn_prone", {"dynamics": {"churn_threshold": 0.0}})
     user_steps = 64 * 100
-    assert bad["churn"] / user_steps > 0.1, bad["churn"]
-    assert good["churn"] / user_steps < 0.01, good["churn"]
+    assert bad["churn"] / user_steps > 0.01, bad["churn"]  # a hazard of a few % a step, not a coin flip
+    assert good["churn"] / user_steps < 0.001, good["churn"]
     assert good["churn"] * 10 < bad["churn"]
-    assert bad["retained"] < 0.1 < 0.5 < good["retained"], (bad["retained"], good["retained"])
+    assert bad["retained"] < 0.3 < 0.9 < good["retained"], (bad["retained"], good["retained"])
     assert never["churn"] == 0 and never["retained"] == 1.0
     assert bad["population"] == good["population"] == 64  # churned users are replaced by new ones
 

@@ -21,6 +21,7 @@ from simenv.choice import (
     engagement_share,
     expected_engagement,
     mnl_probs,
+    no_click_utility,
     position_penalty,
     sample_choice,
     sample_engagement,
@@ -28,13 +29,17 @@ from simenv.choice import (
 from simenv.config import CatalogConfig
 from simenv.dynamics import (
     amplify,
+    churn_hazard,
     churned,
     drift,
     expose,
     normalize_rows,
+    repel,
     satiate,
+    satisfaction_signal,
     spend_budget,
     update_satisfaction,
+    watch_scaled,
 )
 
 E = math.e
@@ -180,10 +185,29 @@ def test_amplify_off_is_identity() -> None:
 
 def test_expose_hand_computed() -> None:
     theta = np.array([[1.0, 0.0], [1.0, 0.0]])
-    shown = np.array([[0.0, 1.0], [0.0, 1.0]])
-    out = expose(theta, shown, np.array([True, False]), strength=0.5)
+    slate_mean = np.array([[0.0, 1.0], [-1.0, 0.0]])
+    out = expose(theta, slate_mean, strength=0.5)
+    # (0.5, 0.5) normalised; (0, 0) stays zero.
+    np.testing.assert_allclose(out, [[SQRT_HALF, SQRT_HALF], [0.0, 0.0]])
+    np.testing.assert_array_equal(expose(theta, slate_mean, 0.0), theta)
+
+
+def test_repel_hand_computed() -> None:
+    theta = np.array([[1.0, 0.0], [1.0, 0.0]])
+    skipped = np.array([[0.0, 1.0], [0.0, 1.0]])
+    out = repel(theta, skipped, np.array([True, False]), strength=1.0)
+    np.testing.assert_allclose(out, [[SQRT_HALF, -SQRT_HALF], [1.0, 0.0]])  # (1, -1) normalised
+    np.testing.assert_array_equal(repel(theta, skipped, np.array([True, True]), 0.0), theta)
+
+
+def test_watch_scaled_amplification_hand_computed() -> None:
+    share = np.array([0.0, 0.5, 1.0])
+    np.testing.assert_allclose(watch_scaled(0.1, share, 1.0), [0.0, 0.05, 0.1])
+    np.testing.assert_allclose(watch_scaled(0.1, share, 0.5), [0.05, 0.075, 0.1])
+    np.testing.assert_array_equal(watch_scaled(0.1, share, 0.0), [0.1, 0.1, 0.1])  # off: eta for all
+    theta, consumed = np.array([[1.0, 0.0]] * 2), np.array([[0.0, 1.0]] * 2)
+    out = amplify(theta, consumed, np.array([True, True]), np.array([0.5, 0.0]))
     np.testing.assert_allclose(out, [[SQRT_HALF, SQRT_HALF], [1.0, 0.0]])
-    np.testing.assert_array_equal(expose(theta, shown, np.array([True, True]), 0.0), theta)
 
 
 def test_satiate_hand_computed() -> None:
@@ -213,10 +237,28 @@ def test_spend_budget_and_satisfaction_hand_computed() -> None:
     np.testing.assert_allclose(update_satisfaction(np.array([0.5, 0.5]), np.array([0.8, 0.0]), 0.1), [0.53, 0.45])
 
 
-def test_churned_is_strictly_below_threshold_and_never_at_zero() -> None:
+def test_churn_hazard_hand_computed_and_off_at_zero() -> None:
     sat = np.array([0.0, 0.1, 0.2, 0.3])
-    np.testing.assert_array_equal(churned(sat, 0.2), [True, True, False, False])
-    assert not churned(sat, 0.0).any()
+    np.testing.assert_allclose(churn_hazard(sat, 0.2, 0.1), [0.1, 0.05, 0.0, 0.0])
+    np.testing.assert_array_equal(churn_hazard(sat, 0.0, 0.1), 0.0)
+    np.testing.assert_array_equal(churn_hazard(sat, 0.2, 0.0), 0.0)
+    uniform = np.array([0.09, 0.06, 0.0, 0.0])
+    np.testing.assert_array_equal(churned(sat, 0.2, 0.1, uniform), [True, False, False, False])
+    assert not churned(sat, 0.0, 1.0, np.zeros(4)).any()
+
+
+def test_lasting_satisfaction_hand_computed() -> None:
+    value = np.array([0.5, -1.0, 3.0])
+    clicked = np.array([True, True, False])
+    signal = satisfaction_signal(value, clicked, value_weight=2.0, idle=0.3)
+    np.testing.assert_allclose(signal, [1 / (1 + E**-1.0), 1 / (1 + E**2.0), 0.3])
+    np.testing.assert_allclose(update_satisfaction(np.array([0.5, 0.5, 0.5]), signal, 0.1), 0.9 * 0.5 + 0.1 * signal)
+    np.testing.assert_allclose(satisfaction_signal(value, clicked, 0.0, 0.3), [0.5, 0.5, 0.3])
+
+
+def test_no_click_utility_moves_with_satisfaction() -> None:
+    np.testing.assert_allclose(no_click_utility(0.5, 2.0, np.array([0.5, 1.0, 0.0])), [0.5, -0.5, 1.5])
+    np.testing.assert_array_equal(no_click_utility(0.5, 0.0, np.array([0.0, 1.0])), [0.5, 0.5])
 
 
 def test_topic_interest_hand_computed() -> None:

@@ -19,7 +19,18 @@ from simenv.choice import engagement_share, sample_choice, sample_engagement
 CASES = {
     "default": {},
     "all dynamics strong": {
-        "dynamics": {"amplification": 0.2, "exposure": 0.1, "drift": 0.1, "satiation": 1.0, "churn_threshold": 0.3},
+        "dynamics": {
+            "amplification": 0.2,
+            "amplification_by_watch": 0.7,
+            "exposure": 0.1,
+            "skip_repulsion": 0.05,
+            "drift": 0.1,
+            "satiation": 1.0,
+            "churn_threshold": 0.6,
+            "churn_hazard": 0.5,
+            "satisfaction_rate": 0.3,
+        },
+        "catalog": {"clickbait_share": 0.3},
         "users": {"budget_mean": 4.0, "max_steps": 3},
     },
     "cascade, clicks, no noise": {
@@ -44,33 +55,41 @@ def _reference_step(sim, slate: np.ndarray, info: dict) -> dict[str, np.ndarray]
     position = sample_choice(info["choice_probs"], streams.choice.random(n))
     response_uniform = streams.response.random(n)
     normal = streams.dynamics.standard_normal((n, d)) if dyn.drift else None
+    churn_uniform = streams.dynamics.random(n) if dyn.churn_threshold and dyn.churn_hazard else np.ones(n)
     clicked = position >= 0
     chosen = slots[rows, np.where(clicked, position, 0)]
     length = cat.length[chosen].astype(np.float64)
     affinity = np.einsum("bd,bd->b", pop.interest[users].astype(np.float64), cat.embedding[chosen])
-    share = engagement_share(affinity, cat.quality[chosen], resp.affinity_weight, resp.quality_weight, resp.bias)
+    share = engagement_share(affinity, cat.value[chosen], resp.affinity_weight, resp.value_weight, resp.bias)
     watch = np.where(clicked, sample_engagement(length, share, resp.noise, response_uniform), 0.0)
     engaged = np.where(clicked, watch / length, 0.0)
     topic = np.where(clicked, cat.topic[chosen], -1)
 
     theta = pop.interest[users].astype(np.float64)
-    theta = dynamics.amplify(theta, cat.embedding[chosen].astype(np.float64), clicked, dyn.amplification)
-    unclicked = k - clicked
-    shown = cat.embedding[slots].astype(np.float64).sum(axis=1) - clicked[:, None] * cat.embedding[chosen]
-    theta = dynamics.expose(theta, shown / np.maximum(unclicked, 1)[:, None], unclicked > 0, dyn.exposure)
+    eta = dynamics.watch_scaled(dyn.amplification, engaged, dyn.amplification_by_watch)
+    theta = dynamics.amplify(theta, cat.embedding[chosen].astype(np.float64), clicked, eta)
+    shown = cat.embedding[slots].astype(np.float64).sum(axis=1)
+    theta = dynamics.expose(theta, shown / k, dyn.exposure)
+    skipped = k - clicked
+    skipped_sum = shown - clicked[:, None] * cat.embedding[chosen]
+    theta = dynamics.repel(theta, skipped_sum / np.maximum(skipped, 1)[:, None], skipped > 0, dyn.skip_repulsion)
     if normal is not None:
         theta = dynamics.drift(theta, normal, dyn.drift)
-    satisfaction = pop.satisfaction[users].astype(np.float64)
-    satisfaction = dynamics.update_satisfaction(satisfaction, engaged, dyn.satisfaction_rate)
+    signal = dynamics.satisfaction_signal(cat.value[chosen], clicked, dyn.value_satisfaction, dyn.idle_satisfaction)
+    satisfaction = dynamics.update_satisfaction(
+        pop.satisfaction[users].astype(np.float64), signal, dyn.satisfaction_rate
+    )
     budget = dynamics.spend_budget(sim.budget.astype(np.float64), engaged, dyn.budget_cost, dyn.budget_restore)
-    churn = dynamics.churned(satisfaction, dyn.churn_threshold)
+    churn = dynamics.churned(satisfaction, dyn.churn_threshold, dyn.churn_hazard, churn_uniform)
     terminated = (budget <= 0) | churn
     history = pop.history[users].copy()
     history[rows[clicked], topic[clicked]] += 1
     return {
         "click": position,
         "engagement": watch,
+        "engaged_share": engaged,
         "consumed_topic": topic,
+        "interest_before": pop.interest[users],
         "interest": theta,
         "satiation": dynamics.satiate(pop.satiation[users].astype(np.float64), topic, dyn.satiation_decay),
         "history": history,
@@ -99,6 +118,8 @@ def test_step_equals_the_composition_of_the_pure_functions(case: str, make_slate
         np.testing.assert_array_equal(info["click"], ref["click"])
         np.testing.assert_array_equal(info["consumed_topic"], ref["consumed_topic"])
         np.testing.assert_allclose(info["engagement"], ref["engagement"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(info["engaged_share"], ref["engaged_share"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(info["interest_before"], ref["interest_before"])
         np.testing.assert_allclose(info["interest"], ref["interest"], atol=1e-5)
         stayed = ~info["churned"]  # a churned user's row now holds a new user
         pop = sim.population

@@ -31,10 +31,10 @@ SMALL = {"n_candidates": 10, "slate_size": 2, "catalog": {"n_items": 200, "dim":
 LEARNABLE = {
     "n_candidates": 10,
     "slate_size": 2,
-    "catalog": {"dim": 4, "quality_std": 1.0},
+    "catalog": {"dim": 4, "appeal_std": 1.0, "value_std": 1.0, "appeal_value_correlation": 1.0},
     "users": {"observed_dims": 4},
 }
-"""A small world where item quality matters (quality_std 1): learnable in seconds."""
+"""A small world where the observable appeal predicts value (correlation 1): learnable in seconds."""
 
 
 @pytest.fixture(autouse=True)
