@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 
 from agents.base import Agent, Decision, Feedback, Observation
 from agents.registry import register
 from agents.slates import epsilon_greedy_slates, greedy_slates
 from simenv import WorldSpec
+
+
+def _check_range(
+    agent: str, name: str, value: Any, allowed: str, lo: float, hi: float, *, lo_open: bool = False
+) -> None:
+    """Raise ``ValueError`` naming ``agent.name``, the ``allowed`` range and ``value``
+    unless ``value`` is a finite real number in [lo, hi] (or (lo, hi] if ``lo_open``)."""
+    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and (value > lo if lo_open else value >= lo) and value <= hi
+    if not ok:
+        raise ValueError(f"{agent}.{name} must be a number in {allowed}; got {value!r}")
 
 
 @register
@@ -32,42 +46,101 @@ class RandomAgent(Agent):
 
 @register
 class PopularityAgent(Agent):
-    """Rank candidates by clicks observed so far (online), with epsilon-greedy slots.
+    """Rank candidates by smoothed click-through rate, with epsilon-greedy slots.
 
-    Item ids never seen score 0, so fresh items start at the bottom (item cold start).
+    State, per item id seen so far (sorted, vectorised): ``_ids`` (n,) int64,
+    ``_clicks`` (n,) and ``_impressions`` (n,) float64. An impression is every slot of
+    every served slate; a click is the clicked slot. The score of item ``i`` is
+
+        ``(clicks_i + prior_strength * prior_ctr) / (impressions_i + prior_strength)``
+
+    with ``prior_ctr`` the running global CTR (all clicks / all impressions; 0 before any
+    impression) unless given. Ids never seen score ``prior_ctr``: fresh items are neither
+    buried nor favoured, and exposure without clicks lowers an item's rank.
+
+    Ties (every item at the start) are broken at random: each decision draws one uniform
+    key per candidate from ``rng`` and ranks by (score, key); slots are then
+    epsilon-greedy over that ranking (:func:`agents.slates.epsilon_greedy_slates`). The
+    propensities are marginal over the keys, so they are exact for this policy: the item
+    at slot j has ``(1 - eps) [its score is the best remaining] / t_j + eps / (C - j)``,
+    with t_j the number of remaining candidates sharing the best remaining score (given
+    the slots before, the keys of those t_j candidates are exchangeable, so the greedy
+    pick is uniform among them). ``explored`` compares with the greedy slate under this
+    decision's keys.
     """
 
     name = "popularity"
 
-    def __init__(self, spec: WorldSpec, *, epsilon: float = 0.05) -> None:
-        if not 0 <= epsilon <= 1:
-            raise ValueError(f"popularity.epsilon must be in [0, 1]; got {epsilon}")
-        super().__init__(spec, epsilon=epsilon)
-        self.epsilon = epsilon
-        self.clicks: dict[int, float] = {}
+    def __init__(
+        self, spec: WorldSpec, *, epsilon: float = 0.05, prior_strength: float = 10.0, prior_ctr: float | None = None
+    ) -> None:
+        _check_range("popularity", "epsilon", epsilon, "[0, 1]", 0.0, 1.0)
+        _check_range("popularity", "prior_strength", prior_strength, "(0, inf)", 0.0, math.inf, lo_open=True)
+        if prior_ctr is not None:
+            _check_range("popularity", "prior_ctr", prior_ctr, "[0, 1] or None", 0.0, 1.0)
+        super().__init__(spec, epsilon=epsilon, prior_strength=prior_strength, prior_ctr=prior_ctr)
+        self.epsilon = float(epsilon)
+        self.prior_strength = float(prior_strength)
+        self.prior_ctr = None if prior_ctr is None else float(prior_ctr)
         self._ids = np.zeros(0, dtype=np.int64)
-        self._counts = np.zeros(0, dtype=np.float64)
+        self._clicks = np.zeros(0, dtype=np.float64)
+        self._impressions = np.zeros(0, dtype=np.float64)
 
-    def _scores(self, item_ids: np.ndarray) -> np.ndarray:
+    @property
+    def prior(self) -> float:
+        """The prior CTR in use: ``prior_ctr`` if given, else all clicks / all impressions (0 before any)."""
+        if self.prior_ctr is not None:
+            return self.prior_ctr
+        shown = self._impressions.sum()
+        return float(self._clicks.sum() / shown) if shown > 0 else 0.0
+
+    def scores(self, obs: Observation) -> np.ndarray:
+        """(B, C) float64 smoothed CTR of the candidates ``obs["item_ids"]`` (B, C) (the prior if unseen)."""
+        item_ids = obs["item_ids"]
+        prior, strength = self.prior, self.prior_strength
         if not self._ids.size:
-            return np.zeros(item_ids.shape)
-        pos = np.searchsorted(self._ids, item_ids)
-        pos = np.minimum(pos, self._ids.size - 1)
-        return np.where(self._ids[pos] == item_ids, self._counts[pos], 0.0)
+            return np.full(item_ids.shape, prior)
+        pos = np.minimum(np.searchsorted(self._ids, item_ids), self._ids.size - 1)
+        seen = self._ids[pos] == item_ids
+        clicks = np.where(seen, self._clicks[pos], 0.0)
+        shown = np.where(seen, self._impressions[pos], 0.0)
+        return (clicks + strength * prior) / (shown + strength)
 
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
-        return epsilon_greedy_slates(self._scores(obs["item_ids"]), self.spec.slate_size, self.epsilon, rng)
+        """(B, k) epsilon-greedy slates by (score, random key), propensities marginal over the keys."""
+        scores = self.scores(obs)
+        b, c = scores.shape
+        k = self.spec.slate_size
+        # rank by (score, random key): distinct ranks 0..C-1, best = C-1
+        order = np.lexsort((rng.random((b, c)), scores), axis=1)
+        ranks = np.empty((b, c), dtype=np.float64)
+        np.put_along_axis(ranks, order, np.arange(c, dtype=np.float64)[None, :], axis=1)
+        decision = epsilon_greedy_slates(ranks, k, self.epsilon, rng)
+        # propensities marginal over the keys: greedy is uniform among the tied best remaining
+        rows = np.arange(b)
+        remaining = np.ones((b, c), dtype=bool)
+        props = np.empty((b, k), dtype=np.float64)
+        for j in range(k):
+            best = np.where(remaining, scores, -np.inf).max(axis=1)
+            tied = (remaining & (scores == best[:, None])).sum(axis=1)
+            chosen = decision.slates[:, j]
+            is_best = scores[rows, chosen] == best
+            props[:, j] = (1.0 - self.epsilon) * is_best / tied + self.epsilon / (c - j)
+            remaining[rows, chosen] = False
+        return Decision(slates=decision.slates, propensities=props, explored=decision.explored)
 
     def update(self, obs: Observation, decision: Decision, feedback: Feedback) -> None:
+        """Count one impression per served slot (B k) and one click per clicked slot."""
+        shown = np.take_along_axis(obs["item_ids"], decision.slates, axis=1).ravel()
         clicked = feedback.clicks >= 0
-        if not clicked.any():
-            return
         rows = np.flatnonzero(clicked)
-        items = obs["item_ids"][rows, decision.slates[rows, feedback.clicks[rows]]]
-        ids = np.concatenate([self._ids, items])
-        counts = np.concatenate([self._counts, np.ones(len(items))])
+        hits = obs["item_ids"][rows, decision.slates[rows, feedback.clicks[rows]]]
+        ids = np.concatenate([self._ids, shown, hits])
+        clicks = np.concatenate([self._clicks, np.zeros(shown.size), np.ones(hits.size)])
+        impressions = np.concatenate([self._impressions, np.ones(shown.size), np.zeros(hits.size)])
         self._ids, inverse = np.unique(ids, return_inverse=True)
-        self._counts = np.bincount(inverse, weights=counts)
+        self._clicks = np.bincount(inverse, weights=clicks, minlength=self._ids.size)
+        self._impressions = np.bincount(inverse, weights=impressions, minlength=self._ids.size)
 
 
 @register
