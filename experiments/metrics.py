@@ -1,5 +1,5 @@
 """Metrics of a run, per step window: engagement, exploration, diversity, filter bubbles,
-retention, prediction accuracy, latency and serendipity.
+retention of the starting cohort, prediction accuracy, latency and serendipity.
 
 Every metric is a pure function over numpy arrays with its formula and source in the
 docstring; :func:`window_metrics` applies them to a :class:`~agents.rollout.Trajectory`
@@ -10,7 +10,10 @@ single user for a pairwise metric, an agent without predictions) are NaN, never 
 Shapes: T steps, B sessions (one user each per step), k slate positions, K topics, d
 embedding dimensions; "events" are flattened user-steps.
 
-Conventions: users are tracked by ``user_id`` (the population persists across sessions).
+Conventions: users are tracked by ``user_id`` (the population persists across sessions;
+a user who churns leaves for good and a brand-new user with a new, larger id takes its
+row). The *starting cohort* is the users of the first step, ``user_id[0]``; retention, the
+survival curve and cohort engagement follow them for the whole run.
 Interest-based metrics (interest entropy, homogenization, calibration) use the interest
 recorded after each step; the preference shift and the serendipity's "top topics" come
 from the rollout's per-step summaries, which use the exact theta at arrival and before
@@ -45,18 +48,27 @@ METRICS: dict[str, str] = {
     "catalog_coverage": "distinct items shown / items in the catalog during the window",
     "exposure_gini": "Gini coefficient of item exposure counts over the catalog (0 = even)",
     "topic_entropy": "entropy (bits) of the topics of consumed items",
+    "slate_topic_entropy": "mean over served slates of the entropy (bits) of the topics of its k items: "
+    "0 = one topic, log2 k = k distinct topics; higher = more topic-diverse slates (Ziegler 2005 on topics)",
+    "slate_topic_coverage": "mean over served slates of distinct topics / min(k, K), a share in [0, 1]; "
+    "higher = more topic-diverse slates (subtopic recall, Zhai 2003)",
     "novelty": "mean -log2 popularity of consumed items, popularity = share of consumption so far (Zhou 2010)",
     # filter bubble
     "interest_entropy": "mean entropy (bits) of the users' topic-interest distributions",
+    "user_topic_entropy": "mean over users who clicked of the entropy (bits) of the topics each consumed in "
+    "the window; lower = narrower per-user consumption (Nguyen 2014)",
     "interest_entropy_decline": "interest entropy of the first users at t=0 minus this window's",
     "preference_shift": "mean L2 distance between a user's theta and the theta they arrived with",
     "homogenization_cosine": "mean pairwise cosine between the interests of concurrent users (Chaney 2018)",
     "homogenization_jaccard": "mean pairwise Jaccard overlap of the items users consumed (Chaney 2018)",
     "calibration_kl": "mean KL (bits) of a user's topic interests from the recommended topics (Steck 2018)",
     # retention
-    "retention": "share of the first step's users who have not churned by the window's end",
+    "retention": "share of the first step's users who have not churned by the window's end (the cohort "
+    "survival curve at the window's end); higher is better",
     "churn_rate": "churn events per user-step",
     "lifetime_engagement": "total reward since the start / distinct users seen, at the window's end",
+    "cohort_engagement": "reward (minutes or clicks) earned by the first step's users in the window / "
+    "(their number x steps): engagement per cohort user-step, 0 after a user churns; higher is better",
     # prediction
     "prediction_rmse": "RMSE of the agent's predicted item reward vs the world's expected item reward",
     "prediction_mae": "MAE of the agent's predicted item reward vs the world's expected item reward",
@@ -260,6 +272,53 @@ def topic_entropy(topics: np.ndarray, n_topics: int) -> float:
     return float(entropy_bits(np.bincount(topics, minlength=n_topics) / topics.size))
 
 
+def _entropy_kn(shares: np.ndarray) -> np.ndarray:
+    """(N,) entropy (bits) of the columns of topic-major shares (K, N), in their precision."""
+    terms = np.log2(np.maximum(shares, np.finfo(shares.dtype).tiny))
+    terms *= shares
+    return np.maximum(-terms.sum(axis=0), 0.0)
+
+
+def _distinct_kn(shares: np.ndarray) -> np.ndarray:
+    """(N,) number of topics with a positive share, for topic-major shares (K, N)."""
+    return np.count_nonzero(shares > 0, axis=0)
+
+
+def slate_topic_entropy(slate_topics: np.ndarray, n_topics: int) -> np.ndarray:
+    """Topic entropy of each slate: ``H = -sum_c q_c log2 q_c`` with q_c the share of the
+    slate's k items whose topic is c. A one-topic slate scores 0, a slate of k distinct
+    topics log2 k (with k <= K). Intra-list diversity (Ziegler et al. 2005) measured on
+    topics rather than embeddings: embedding ILD barely separates a one-topic slate from
+    a diverse one when topics overlap in embedding space.
+
+    Args:
+        slate_topics: (..., k) topic of each served item, in [0, K). n_topics: K.
+
+    Returns:
+        (...) float32 entropy in [0, log2 min(k, K)].
+    """
+    topics = np.asarray(slate_topics)
+    shares = topic_distribution(topics.reshape(-1, topics.shape[-1]), n_topics).T  # (K, N)
+    return _entropy_kn(shares).reshape(topics.shape[:-1])
+
+
+def slate_topic_coverage(slate_topics: np.ndarray, n_topics: int) -> np.ndarray:
+    """Topic coverage of each slate: ``|distinct topics among its k items| / min(k, K)``,
+    1 when the slate holds as many topics as it can: subtopic recall (Zhai et al. 2003)
+    per slate, normalised by the most topics k items can cover.
+
+    Args:
+        slate_topics: (..., k) topic of each served item, in [0, K). n_topics: K.
+
+    Returns:
+        (...) float64 coverage in [1 / min(k, K), 1].
+    """
+    topics = np.asarray(slate_topics)
+    k = topics.shape[-1]
+    shares = topic_distribution(topics.reshape(-1, k), n_topics).T
+    return (_distinct_kn(shares) / min(k, n_topics)).reshape(topics.shape[:-1])
+
+
 def novelty_per_event(step: np.ndarray, item: np.ndarray) -> np.ndarray:
     """Novelty of each consumption (Zhou et al. 2010): ``-log2 pop(i, t)`` with
     ``pop(i, t) = (consumptions of i at steps <= t) / (all consumptions at steps <= t)``,
@@ -332,6 +391,36 @@ def interest_entropy(interest: np.ndarray, centroids: np.ndarray, beta: float) -
     d = interest.shape[-1]
     log_p = _topic_log_interest_kn(np.asarray(interest).reshape(-1, d), centroids, beta)
     return (-(np.exp(log_p) * log_p).sum(axis=0) / np.log(2.0)).reshape(interest.shape[:-1])
+
+
+def user_topic_entropy(user_id: np.ndarray, topic: np.ndarray, n_topics: int) -> float:
+    """Per-user consumption diversity (Nguyen et al. 2014, "Exploring the filter bubble"):
+    for each user u, ``H_u = -sum_c p_uc log2 p_uc`` with p_uc the share of u's consumed
+    items whose topic is c; the mean of H_u over the users who consumed anything.
+
+    Unlike :func:`topic_entropy` (one distribution pooled over the population, which stays
+    high when every user is narrow but users differ), this falls when each user's own
+    consumption narrows. H_u <= log2(clicks of u), so compare it over equal windows.
+    One sort of the (user, topic) pairs; no loop over users.
+
+    Args:
+        user_id: (E,) user of each consumption event. topic: (E,) consumed topic in
+            [0, K) (no-click markers removed). n_topics: K.
+
+    Returns:
+        Mean entropy in bits, in [0, log2 K]; NaN without consumption.
+    """
+    user_id = np.asarray(user_id, dtype=np.int64).ravel()
+    topic = np.asarray(topic, dtype=np.int64).ravel()
+    if user_id.size == 0:
+        return _NAN
+    keys, count = np.unique(user_id * n_topics + topic, return_counts=True)  # sorted by user, then topic
+    owner = keys // n_topics
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = owner[1:] != owner[:-1]
+    user = np.cumsum(first) - 1  # 0..n-1, one per distinct user
+    p = count / np.bincount(user, weights=count)[user]
+    return float(np.mean(-np.bincount(user, weights=p * np.log2(p))))
 
 
 def preference_shift(interest: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -453,6 +542,13 @@ def calibration_kl(
 
 
 # ---------------------------------------------------------------------------- retention
+def starting_cohort(user_id: np.ndarray) -> np.ndarray:
+    """(B,) ids of the starting cohort: the users served at the first step, ``user_id[0]``
+    of a (T, B) record. (With a population larger than B, users waiting for a session at
+    step 0 are not in it: the record never says who they are.)"""
+    return np.asarray(user_id)[0]
+
+
 def first_churn_step(user_id: np.ndarray, churned: np.ndarray, cohort: np.ndarray) -> np.ndarray:
     """Step at which each user of ``cohort`` (n,) churned, or the record length T if never.
 
@@ -474,6 +570,60 @@ def retention(churn_step: np.ndarray, end: int) -> float:
     """Share of a cohort still on the platform after steps [0, end): ``mean(churn_step >= end)``.
     churn_step: (n,) from :func:`first_churn_step`."""
     return _mean(np.asarray(churn_step) >= end)
+
+
+def cohort_survival(churn_step: np.ndarray, steps: int) -> np.ndarray:
+    """Survival curve of a cohort: ``S(t) = |{u : churn_step_u > t}| / n``, the share not yet
+    churned at the end of step t (a user churning at step t is gone from S(t) on). So
+    ``S(end - 1) = retention(churn_step, end)``.
+
+    Args:
+        churn_step: (n,) from :func:`first_churn_step` (T = never). steps: T.
+
+    Returns:
+        (T,) non-increasing shares in [0, 1]; all NaN for an empty cohort.
+    """
+    churn_step = np.asarray(churn_step, dtype=np.int64)
+    if churn_step.size == 0:
+        return np.full(steps, np.nan)
+    gone = np.cumsum(np.bincount(np.minimum(churn_step, steps), minlength=steps + 1)[:steps])
+    return 1.0 - gone / churn_step.size
+
+
+def survival_curve(traj: Trajectory) -> np.ndarray:
+    """(T,) :func:`cohort_survival` of the :func:`starting_cohort` of a trajectory."""
+    r = traj.records
+    cohort = starting_cohort(r["user_id"])
+    return cohort_survival(first_churn_step(r["user_id"], r["churned"], cohort), r["user_id"].shape[0])
+
+
+def cohort_reward(reward: np.ndarray, user_id: np.ndarray, cohort: np.ndarray) -> np.ndarray:
+    """(T,) total reward earned by the users of ``cohort`` (n,) at each step, from reward
+    and user_id (T, B). Churned users no longer appear in ``user_id`` (their row holds a
+    new user with a new id), so they add nothing after they leave."""
+    in_cohort = np.isin(user_id, cohort)
+    return np.where(in_cohort, reward, 0.0).sum(axis=1, dtype=np.float64)
+
+
+def cohort_engagement(step_reward: np.ndarray, cohort_size: int) -> float:
+    """Engagement of a fixed cohort per user-step: ``sum_t R_t / (n T)`` with R_t the
+    cohort's reward at step t (:func:`cohort_reward`), n the cohort size and T the steps.
+
+    Dividing by the whole cohort counts every churned user as 0 from the moment they leave
+    (and a user waiting between sessions as 0 while away), so an agent cannot look good by
+    serving only the users it has not driven away: the long-run engagement of the users
+    the platform started with (a survival-weighted mean, as in retention analyses).
+
+    Args:
+        step_reward: (T,) cohort reward per step. cohort_size: n.
+
+    Returns:
+        Reward per cohort user per step; NaN for no steps or an empty cohort.
+    """
+    steps = np.size(step_reward)
+    if steps == 0 or cohort_size <= 0:
+        return _NAN
+    return float(np.sum(step_reward, dtype=np.float64)) / (cohort_size * steps)
 
 
 def churn_rate(churned: np.ndarray) -> float:
@@ -586,6 +736,7 @@ class _RunArrays:
         slate_items = r["slate_items"].reshape(-1, r["slate_items"].shape[-1])
         self.event_item = slate_items[event, r["click"].ravel()[event]]
         self.event_user = r["user_id"].ravel()[event]
+        self.event_topic = r["consumed_topic"].ravel()[event]
         self.event_novelty = novelty_per_event(self.event_step, self.event_item)
         # Topic interests of every user-step (float32): entropy and calibration.
         interest = r["interest"].reshape(-1, r["interest"].shape[-1])
@@ -595,11 +746,18 @@ class _RunArrays:
         self.interest_entropy = (log_p.sum(axis=0) / -np.log(2.0)).reshape(self.t_total, self.b)
         q = topic_distribution(r["slate_topics"].reshape(-1, r["slate_topics"].shape[-1]), n_topics).T
         self.calibration = calibration_kl(p, q, axis=0).reshape(self.t_total, self.b)
+        # Topic diversity of every served slate, from the same (K, T B) topic shares q.
+        k = r["slate_topics"].shape[-1]
+        self.slate_topic_entropy = _entropy_kn(q).reshape(self.t_total, self.b)
+        self.slate_topic_coverage = (_distinct_kn(q) / min(k, n_topics)).reshape(self.t_total, self.b)
         self.initial_entropy = float(interest_entropy(traj.initial_interest, traj.centroids, choice_beta).mean())
         # Sessions, retention, lifetime.
         ended = r["terminated"] | r["truncated"]
         self.session_end, self.session_length = session_lengths(ended)
-        self.churn_step = first_churn_step(r["user_id"], r["churned"], r["user_id"][0])
+        cohort = starting_cohort(r["user_id"])
+        self.cohort_size = len(cohort)
+        self.churn_step = first_churn_step(r["user_id"], r["churned"], cohort)
+        self.cohort_reward = cohort_reward(r["reward"], r["user_id"], cohort)
         self.users_seen = users_seen(r["user_id"])
         self.reward_cum = np.cumsum(r["reward"].sum(axis=1, dtype=np.float64))
 
@@ -638,8 +796,11 @@ def _window_row(traj: Trajectory, run: _RunArrays, start: int, end: int) -> dict
         "catalog_coverage": len(exposure) / available,
         "exposure_gini": gini(exposure, available),
         "topic_entropy": topic_entropy(r["consumed_topic"][s][run.clicked[s]], run.n_topics),
+        "slate_topic_entropy": _mean(run.slate_topic_entropy[s]),
+        "slate_topic_coverage": _mean(run.slate_topic_coverage[s]),
         "novelty": _mean(run.event_novelty[ev]),
         "interest_entropy": _mean(run.interest_entropy[s]),
+        "user_topic_entropy": user_topic_entropy(run.event_user[ev], run.event_topic[ev], run.n_topics),
         "interest_entropy_decline": run.initial_entropy - _mean(run.interest_entropy[s]),
         "preference_shift": _mean(r["preference_shift"][s]),
         "homogenization_cosine": _mean(mean_pairwise_cosine(r["interest"][s])),
@@ -648,6 +809,7 @@ def _window_row(traj: Trajectory, run: _RunArrays, start: int, end: int) -> dict
         "retention": retention(run.churn_step, end),
         "churn_rate": churn_rate(r["churned"][s]),
         "lifetime_engagement": lifetime_engagement(float(run.reward_cum[end - 1]), int(run.users_seen[end - 1])),
+        "cohort_engagement": cohort_engagement(run.cohort_reward[s], run.cohort_size),
         "prediction_rmse": rmse,
         "prediction_mae": mae,
         "latency_decision_p50_ms": latency["decision_p50"],
@@ -663,7 +825,8 @@ def window_metrics(traj: Trajectory, window: int, catalog_size: int, choice_beta
 
     Windows are half-open step ranges ``[step_start, step_end)``; the last one may be
     shorter. Cumulative quantities (novelty's popularity, retention, lifetime engagement)
-    count from the start of the trajectory.
+    count from the start of the trajectory; cohort engagement is the starting cohort's
+    reward over the window's own steps.
 
     Args:
         traj: a trajectory from :func:`agents.rollout.rollout`.

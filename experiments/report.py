@@ -355,8 +355,24 @@ def plot_homogenization(run: RunData) -> Any:
 
 
 def plot_retention(run: RunData) -> Any:
-    """Share of the first users still on the platform over time."""
-    return _line_figure(run.windows, "retention", "Retention over time", "share of first users retained")
+    """Survival curve of the starting cohort per arm: the share of the first step's users
+    not yet churned (the ``retention`` column at each window's end), from 1 at step 0."""
+    windows = run.windows
+    runs = [col for col in ("world", "world_label", "arm", "seed") if col in windows]
+    start = windows.drop_duplicates(runs).assign(step_end=0, retention=1.0)
+    curve = pd.concat([start, windows], ignore_index=True)
+    fig = _line_figure(curve, "retention", "Survival of the starting cohort", "share of first users not churned")
+    for ax in fig.axes:  # a share: t-bands over few seeds may overshoot [0, 1]
+        ax.set_ylim(-0.02, 1.02)
+    return fig
+
+
+def figure_notes(run: RunData) -> dict[str, str]:
+    """Figures left out because they would carry no information: name -> one-line reason."""
+    notes = {}
+    if "retention" in run.windows and run.windows["retention"].eq(1.0).all():
+        notes["retention"] = "Retention figure left out: no agent lost a user of the starting cohort (survival 1)."
+    return notes
 
 
 FIGURES: dict[str, tuple[Callable[[RunData], Any], tuple[str, ...]]] = {
@@ -371,11 +387,13 @@ FIGURES: dict[str, tuple[Callable[[RunData], Any], tuple[str, ...]]] = {
 
 
 def draw_figures(run: RunData) -> dict[str, Any]:
-    """Every figure whose metrics the run has: name -> matplotlib Figure."""
+    """Every figure whose metrics the run has, except those of :func:`figure_notes`:
+    name -> matplotlib Figure."""
+    skip = figure_notes(run)
     return {
         name: draw(run)
         for name, (draw, needs) in FIGURES.items()
-        if all(col in run.windows and col in run.summary for col in needs)
+        if name not in skip and all(col in run.windows and col in run.summary for col in needs)
     }
 
 
@@ -422,8 +440,9 @@ def write_report(run_dir: str | Path, baseline: str = "random", *, dpi: int = 11
     if diffs is not None and not diffs.empty:
         diff_table = wide_table(diffs.rename(columns={"diff": "mean"}))
         diff_table.index.name = "metric"
-    md = _markdown(run, summary, diff_table, diff_note, pngs)
-    page = _html(run, summary, diff_table, diff_note, encoded)
+    notes = list(figure_notes(run).values())
+    md = _markdown(run, summary, diff_table, diff_note, pngs, notes)
+    page = _html(run, summary, diff_table, diff_note, encoded, notes)
     (run.path / "report.md").write_text(md)
     (run.path / "report.html").write_text(page)
     return ReportFiles(run.path / "report.md", run.path / "report.html", pngs)
@@ -444,7 +463,14 @@ def _header_lines(run: RunData) -> list[str]:
     ]
 
 
-def _markdown(run: RunData, summary: pd.DataFrame, diffs: pd.DataFrame | None, note: str, pngs: dict[str, Path]) -> str:
+def _markdown(
+    run: RunData,
+    summary: pd.DataFrame,
+    diffs: pd.DataFrame | None,
+    note: str,
+    pngs: dict[str, Path],
+    figure_notes: Sequence[str] = (),
+) -> str:
     parts = [f"# BubbleGym report: {run.manifest['scenario']['name']}", "", *_header_lines(run), ""]
     parts += ["## Summary (mean [95% CI] over seeds)", "", format_markdown_table(summary), ""]
     parts += ["## Paired differences against the baseline", "", note, ""]
@@ -453,6 +479,8 @@ def _markdown(run: RunData, summary: pd.DataFrame, diffs: pd.DataFrame | None, n
     parts += ["## Figures", ""]
     for name, path in pngs.items():
         parts += [f"![{name}](figures/{path.name})", ""]
+    for line in figure_notes:
+        parts += [line, ""]
     return "\n".join(parts)
 
 
@@ -465,7 +493,14 @@ img { max-width: 100%; margin: 1em 0; }
 """
 
 
-def _html(run: RunData, summary: pd.DataFrame, diffs: pd.DataFrame | None, note: str, images: dict[str, str]) -> str:
+def _html(
+    run: RunData,
+    summary: pd.DataFrame,
+    diffs: pd.DataFrame | None,
+    note: str,
+    images: dict[str, str],
+    figure_notes: Sequence[str] = (),
+) -> str:
     name = html.escape(run.manifest["scenario"]["name"])
     head = "".join(f"<p>{_md_inline(line)}</p>" for line in _header_lines(run))
     body = [f"<h1>BubbleGym report: {name}</h1>", head, "<h2>Summary (mean [95% CI] over seeds)</h2>"]
@@ -476,6 +511,7 @@ def _html(run: RunData, summary: pd.DataFrame, diffs: pd.DataFrame | None, note:
     body.append("<h2>Figures</h2>")
     for fig_name, data in images.items():
         body.append(f'<h3>{html.escape(fig_name)}</h3><img alt="{fig_name}" src="data:image/png;base64,{data}">')
+    body += [f"<p>{html.escape(line)}</p>" for line in figure_notes]
     manifest = html.escape(json.dumps({k: run.manifest[k] for k in ("versions", "git", "seeds")}, indent=2))
     body.append(f"<h2>Provenance</h2><pre>{manifest}</pre>")
     return (
@@ -581,6 +617,7 @@ __all__ = [
     "RunData",
     "compare_runs",
     "draw_figures",
+    "figure_notes",
     "load_run",
     "paired_differences",
     "summary_table",

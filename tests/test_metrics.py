@@ -75,6 +75,30 @@ def test_topic_entropy_by_hand() -> None:
     assert math.isnan(m.topic_entropy(np.array([], dtype=np.int64), 3))
 
 
+def test_slate_topic_entropy_and_coverage_by_hand() -> None:
+    slates = np.array([[0, 0, 0], [0, 1, 2], [3, 1, 3]])
+    # one topic -> 0; three distinct -> log2 3; shares [2/3, 1/3] -> log2 3 - 2/3
+    np.testing.assert_allclose(
+        m.slate_topic_entropy(slates, 4), [0.0, math.log2(3), math.log2(3) - 2 / 3], rtol=1e-6, atol=1e-7
+    )
+    np.testing.assert_allclose(m.slate_topic_coverage(slates, 4), [1 / 3, 1.0, 2 / 3])  # / min(k=3, K=4)
+    np.testing.assert_allclose(m.slate_topic_coverage(np.array([[0, 0, 0], [0, 1, 1]]), 2), [0.5, 1.0])  # / K=2
+    assert m.slate_topic_entropy(slates.reshape(1, 3, 3), 4).shape == (1, 3)  # leading axes kept
+
+
+def test_user_topic_entropy_by_hand() -> None:
+    # user 5: topics 0, 0, 1, 1 -> 1 bit; user 7: 2 -> 0; user 9: 0, 1, 2, 3 -> 2 bits; mean 1
+    users = np.array([5, 7, 5, 9, 5, 9, 9, 5, 9])
+    topics = np.array([0, 2, 0, 0, 1, 1, 2, 1, 3])
+    assert m.user_topic_entropy(users, topics, 4) == pytest.approx(1.0)
+    # pooled over the population the same events have a different (higher) entropy
+    assert m.topic_entropy(topics, 4) > 1.0
+    # every user narrow but users differ: pooled entropy 1 bit, per-user 0
+    assert m.user_topic_entropy(np.array([1, 1, 2, 2]), np.array([0, 0, 1, 1]), 2) == 0.0
+    assert m.topic_entropy(np.array([0, 0, 1, 1]), 2) == pytest.approx(1.0)
+    assert math.isnan(m.user_topic_entropy(np.array([], dtype=np.int64), np.array([], dtype=np.int64), 4))
+
+
 def test_novelty_by_hand() -> None:
     # step 0: items 7 and 8, 1 of 2 consumptions each -> 1 bit; step 1: item 7 again,
     # 2 of 3 so far -> log2(3/2)
@@ -156,6 +180,28 @@ def test_retention_churn_and_lifetime_by_hand() -> None:
     np.testing.assert_array_equal(m.users_seen(user_id), [2, 3, 3])
     assert m.lifetime_engagement(10.0, 4) == 2.5
     assert math.isnan(m.lifetime_engagement(0.0, 0))
+
+
+def test_cohort_survival_and_engagement_by_hand() -> None:
+    # 4 users (ids 0-3) over 4 steps; user 2 churns at step 2 and user 4 takes its row
+    user_id = np.array([[0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 4, 3]])
+    churned = np.zeros((4, 4), dtype=bool)
+    churned[2, 2] = True
+    reward = np.array([[1.0, 1.0, 1.0, 1.0], [1.0, 2.0, 1.0, 1.0], [1.0, 1.0, 3.0, 1.0], [1.0, 1.0, 5.0, 1.0]])
+    cohort = m.starting_cohort(user_id)
+    np.testing.assert_array_equal(cohort, [0, 1, 2, 3])
+    step = m.first_churn_step(user_id, churned, cohort)
+    np.testing.assert_array_equal(step, [4, 4, 2, 4])
+    survival = m.cohort_survival(step, 4)
+    np.testing.assert_allclose(survival, [1.0, 1.0, 0.75, 0.75])
+    assert [m.retention(step, end) for end in range(1, 5)] == survival.tolist()
+    # the newcomer's 5 does not count; the churned user counts 0 at step 3
+    step_reward = m.cohort_reward(reward, user_id, cohort)
+    np.testing.assert_allclose(step_reward, [4.0, 5.0, 6.0, 3.0])
+    assert m.cohort_engagement(step_reward, 4) == pytest.approx(18 / 16)
+    assert m.cohort_engagement(step_reward[2:], 4) == pytest.approx(9 / 8)  # a window of steps 2-3
+    assert math.isnan(m.cohort_engagement(np.zeros(0), 4))
+    assert np.isnan(m.cohort_survival(np.zeros(0, dtype=np.int64), 3)).all()
 
 
 # ---------------------------------------------------------------------------- prediction, latency
@@ -252,6 +298,10 @@ def test_window_metrics_on_hand_built_records() -> None:
     assert math.isnan(first["homogenization_jaccard"])  # only one user consumed anything
     assert first["retention"] == 1.0
     assert first["lifetime_engagement"] == pytest.approx(6.0 / 2)
+    assert first["cohort_engagement"] == pytest.approx(6.0 / (2 * 3))
+    assert first["slate_topic_entropy"] == pytest.approx(1.0)  # topics [0, 1] in every slate
+    assert first["slate_topic_coverage"] == 1.0
+    assert first["user_topic_entropy"] == 0.0  # user 0 only ever consumes topic 0
     assert first["latency_decision_p50_ms"] == pytest.approx(0.5)
     assert first["interest_entropy_decline"] == pytest.approx(0.0)
     assert math.isnan(first["session_length"])  # no session ended
@@ -262,7 +312,7 @@ def test_window_metrics_without_clicks() -> None:
     row = m.window_metrics(_tiny_trajectory(t=3, clicks=False), 3, 10, 1.0).iloc[0]
     assert row["ctr"] == 0.0
     assert row["reward_per_user_step"] == 0.0
-    for name in ("topic_entropy", "novelty", "serendipity", "homogenization_jaccard"):
+    for name in ("topic_entropy", "user_topic_entropy", "novelty", "serendipity", "homogenization_jaccard"):
         assert math.isnan(row[name]), name
     assert row["catalog_coverage"] == pytest.approx(4 / 10)  # shown, though not consumed
 
@@ -273,6 +323,26 @@ def test_window_metrics_single_user() -> None:
     assert frame["homogenization_jaccard"].isna().all()
     assert (frame["ctr"] == 1.0).all()
     assert (frame["catalog_coverage"] == 0.2).all()
+
+
+def test_window_metrics_follow_the_starting_cohort() -> None:
+    # user 1 churns at step 1; user 2 takes its row from step 2 on. User 0 earns 2 a step
+    # (clicks), row 1 earns 1 a step throughout. Row 1 is served a one-topic slate.
+    traj = _tiny_trajectory(t=4, b=2)
+    r = traj.records
+    r["churned"][1, 1] = True
+    r["user_id"][2:, 1] = 2
+    r["reward"][:, 1] = 1.0
+    r["slate_topics"][:, 1] = 1
+    frame = m.window_metrics(traj, 2, 10, 1.0)
+    assert frame["cohort_engagement"].tolist() == pytest.approx([(3 + 3) / 4, (2 + 2) / 4])
+    assert frame["retention"].tolist() == [0.5, 0.5]
+    np.testing.assert_allclose(m.survival_curve(traj), [1.0, 0.5, 0.5, 0.5])
+    assert frame["slate_topic_entropy"].tolist() == pytest.approx([0.5, 0.5])  # (1 + 0) / 2
+    assert frame["slate_topic_coverage"].tolist() == pytest.approx([0.75, 0.75])  # (1 + 1/2) / 2
+    summary = m.run_summary(traj, 10, 1.0)
+    assert summary["cohort_engagement"] == pytest.approx(10 / 8)
+    assert summary["reward_per_user_step"] == pytest.approx(12 / 8)  # counts the newcomer
 
 
 @pytest.mark.parametrize(
@@ -384,6 +454,35 @@ def test_same_seed_same_metrics_except_latency() -> None:
     wa = _tables(env, a)[0].drop(columns=latency)
     wb = _tables(env, b)[0].drop(columns=latency)
     assert wa.equals(wb)
+
+
+def test_topic_and_cohort_metrics_on_a_churning_rollout() -> None:
+    env, traj = _run("random", users=16, preset="churn_prone")
+    r = traj.records
+    assert r["churned"].any()  # the cohort metrics have something to measure
+    windows, summary = _tables(env, traj)
+    k, n_topics = env.config.slate_size, env.config.catalog.n_topics
+    names = ("slate_topic_entropy", "slate_topic_coverage", "user_topic_entropy", "cohort_engagement")
+    for name in names:
+        assert np.isfinite(windows[name]).all() and math.isfinite(summary[name]), name
+    assert windows["slate_topic_entropy"].between(0, math.log2(min(k, n_topics))).all()
+    assert windows["slate_topic_coverage"].between(0, 1).all()
+    assert windows["user_topic_entropy"].between(0, math.log2(n_topics)).all()
+    assert (windows["cohort_engagement"] >= 0).all()
+    # survival: non-increasing shares that match retention at the window ends
+    survival = m.survival_curve(traj)
+    assert survival.shape == (STEPS,)
+    assert ((survival >= 0) & (survival <= 1)).all() and (np.diff(survival) <= 0).all()
+    np.testing.assert_allclose(survival[windows["step_end"] - 1], windows["retention"])
+    # cohort engagement by brute force: the first users' rewards, over all of them and T
+    cohort = set(r["user_id"][0].tolist())
+    mine = np.array([[u in cohort for u in row] for row in r["user_id"].tolist()])
+    assert summary["cohort_engagement"] == pytest.approx(r["reward"][mine].sum() / (16 * STEPS), rel=1e-6)
+    assert summary["cohort_engagement"] < summary["reward_per_user_step"]  # churned users count 0
+    # slate topic entropy by brute force on the first step
+    counts = [np.unique(row, return_counts=True)[1] for row in r["slate_topics"][0]]
+    first = [-sum(c / k * math.log2(c / k) for c in row) for row in counts]
+    np.testing.assert_allclose(m.slate_topic_entropy(r["slate_topics"][0], n_topics), first, rtol=1e-5)
 
 
 def test_coverage_counts_arriving_items() -> None:

@@ -15,7 +15,17 @@ import yaml
 
 from agents.base import Agent, Decision, Feedback
 from experiments.cli import main
-from experiments.report import compare_runs, load_run, paired_differences, summary_table, t_interval, write_report
+from experiments.report import (
+    compare_runs,
+    draw_figures,
+    figure_notes,
+    load_run,
+    paired_differences,
+    plot_retention,
+    summary_table,
+    t_interval,
+    write_report,
+)
 from experiments.runner import (
     RunError,
     ScheduledLearner,
@@ -259,17 +269,36 @@ def test_report_writes_figures_markdown_and_self_contained_html(tiny_run: Path) 
         "diversity_vs_engagement",
         "interest_entropy",
         "homogenization",
-        "retention",
-    }
+    }  # no churn in the default world: the flat retention figure is left out, with a note
     for path in files.figures.values():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     markdown = files.markdown.read_text()
     assert "| reward_per_user_step |" in markdown and "(arm - random)" in markdown
+    assert "Retention figure left out" in markdown
     page = files.html.read_text()
+    assert "Retention figure left out" in page
     images = page.split('src="data:image/png;base64,')[1:]
     assert len(images) == len(names)
     assert base64.b64decode(images[0].split('"')[0])[:4] == b"\x89PNG"
     assert 'src="figures/' not in page and "<table" in page
+
+
+def test_retention_figure_is_the_cohort_survival_curve_when_users_churn(tiny_run: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    run = load_run(tiny_run)
+    assert set(figure_notes(run)) == {"retention"}
+    ends = run.windows["step_end"]
+    run.windows["retention"] = np.where(run.windows["agent"] == "random", 1.0 - ends / 24, 1.0)
+    assert figure_notes(run) == {}
+    figures = draw_figures(run)
+    assert "retention" in figures
+    lines = [line for line in plot_retention(run).axes[0].get_lines() if len(line.get_xdata()) > 1]
+    assert len(lines) == 2  # one survival curve per arm
+    for line in lines:
+        assert line.get_xdata()[0] == 0 and line.get_ydata()[0] == 1.0  # from 1 at step 0
+    assert min(line.get_ydata()[-1] for line in lines) == pytest.approx(0.5)
+    plt.close("all")
 
 
 def test_report_without_the_baseline_says_so(tiny_run: Path) -> None:
