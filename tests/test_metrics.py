@@ -375,8 +375,10 @@ STEPS = 30
 OVERRIDES = {"catalog": {"n_items": 300}, "users": {"budget_mean": 8.0, "budget_std": 2.0}}
 
 
-def _run(agent_name: str, seed: int = 0, users: int = 16, preset: str = "default") -> tuple[RecVectorEnv, Trajectory]:
-    env = RecVectorEnv(users, preset=preset, overrides=OVERRIDES)
+def _run(
+    agent_name: str, seed: int = 0, users: int = 16, preset: str = "default", dynamics: dict | None = None
+) -> tuple[RecVectorEnv, Trajectory]:
+    env = RecVectorEnv(users, preset=preset, overrides={**OVERRIDES, "dynamics": dynamics or {}})
     agent = make_agent(agent_name, WorldSpec.from_config(env.config))
     traj = rollout(agent, env, STEPS, np.random.default_rng(seed), seed=seed)
     return env, traj
@@ -457,7 +459,8 @@ def test_same_seed_same_metrics_except_latency() -> None:
 
 
 def test_topic_and_cohort_metrics_on_a_churning_rollout() -> None:
-    env, traj = _run("random", users=16, preset="churn_prone")
+    # a harsh hazard, so that 30 steps see churn
+    env, traj = _run("random", users=16, preset="churn_prone", dynamics={"churn_threshold": 0.9, "churn_hazard": 0.2})
     r = traj.records
     assert r["churned"].any()  # the cohort metrics have something to measure
     windows, summary = _tables(env, traj)
