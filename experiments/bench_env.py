@@ -84,7 +84,7 @@ def bench_single(shape: dict, steps: int) -> tuple[float, float]:
     """(steps/s of a raw RecEnv, steps/s through gymnasium.make's wrappers)."""
     config = with_overrides(simenv.get_preset("default"), shape)
     rates = []
-    for env in (RecEnv(config=config), gym.make("simenv/Rec-v0", config=config)):
+    for env in (RecEnv(config=config), gym.make("simenv/Rec-v1", config=config)):
         env.reset(seed=0)
         rng = np.random.default_rng(1)
         actions = [np.argsort(rng.random(config.n_candidates))[: config.slate_size] for _ in range(64)]

@@ -1,8 +1,10 @@
 """BubbleGym's simulated world: users with evolving preferences meet a recommender.
 
-Environment ids (``gymnasium.make`` / ``gymnasium.make_vec``): ``simenv/Rec-v0`` on the
-default world and one id per preset (``simenv/RecFilterBubble-v0``, ...), see
-:data:`ENV_IDS`.
+Environment ids (``gymnasium.make`` / ``gymnasium.make_vec``): ``simenv/Rec-v1`` on the
+default world and one id per preset (``simenv/RecFilterBubble-v1``, ...), see
+:data:`ENV_IDS`. Version 1 is the world of ``docs/model.md`` (centred topics, appeal
+against value, lasting satisfaction, the expected-reward oracle); version 0 was the first
+model and is no longer registered.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from simenv.simulator import Simulator, repair_slate, topic_interest
 __version__ = "0.1.0"
 
 ENV_IDS: dict[str, str] = {
-    preset: "simenv/Rec" + "".join(part.capitalize() for part in preset.split("_") if preset != "default") + "-v0"
+    preset: "simenv/Rec" + "".join(part.capitalize() for part in preset.split("_") if preset != "default") + "-v1"
     for preset in PRESETS
 }
 """Preset name -> registered environment id."""

@@ -104,8 +104,8 @@ def flat_env_id(preset: str) -> str:
     """The id carried by the spec of a :class:`FlatRecEnv` on ``preset``."""
     from simenv import ENV_IDS
 
-    base = ENV_IDS.get(preset, "simenv/Rec-v0")
-    return base.replace("-v0", "Flat-v0")
+    base = ENV_IDS.get(preset, "simenv/Rec-v1")
+    return base.replace("-v1", "Flat-v1")
 
 
 class FlatRecEnv(gym.Env[np.ndarray, Any]):

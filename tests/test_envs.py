@@ -51,8 +51,8 @@ def _step_vector(env: RecVectorEnv, rng: np.random.Generator, steps: int, make_s
 
 def test_every_preset_is_registered() -> None:
     assert set(ENV_IDS) == set(PRESETS)
-    assert all(env_id.startswith("simenv/") and env_id.endswith("-v0") for env_id in ENV_IDS.values())
-    assert ENV_IDS["default"] == "simenv/Rec-v0"
+    assert all(env_id.startswith("simenv/") and env_id.endswith("-v1") for env_id in ENV_IDS.values())
+    assert ENV_IDS["default"] == "simenv/Rec-v1"
     assert len(set(ENV_IDS.values())) == len(ENV_IDS)
 
 
@@ -79,8 +79,8 @@ def test_make_vec_gives_native_vector_env(preset: str, env_id: str) -> None:
 
 def test_make_and_make_vec_pass_overrides() -> None:
     overrides = {"slate_size": 3, "n_candidates": 8}
-    single = gym.make("simenv/Rec-v0", overrides=overrides)
-    vector = gym.make_vec("simenv/Rec-v0", num_envs=4, vectorization_mode="vector_entry_point", overrides=overrides)
+    single = gym.make("simenv/Rec-v1", overrides=overrides)
+    vector = gym.make_vec("simenv/Rec-v1", num_envs=4, vectorization_mode="vector_entry_point", overrides=overrides)
     assert single.action_space.shape == (3,)
     assert vector.action_space.shape == (4, 3)
     assert vector.observation_space["candidates"].shape[:2] == (4, 8)
