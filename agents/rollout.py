@@ -111,12 +111,7 @@ def _topic_rank(theta: np.ndarray, centroids: np.ndarray, topic: np.ndarray) -> 
 
 
 def _step_summaries(
-    obs: dict[str, np.ndarray],
-    info: dict,
-    theta_before: np.ndarray,
-    theta_arrival: np.ndarray,
-    centroids: np.ndarray,
-    length_mean: float,
+    obs: dict[str, np.ndarray], info: dict, theta_arrival: np.ndarray, centroids: np.ndarray
 ) -> dict[str, np.ndarray]:
     """The :data:`STEP_SUMMARIES` of one step, from the observation the slate was chosen
     on (its buffers are still valid after ``env.step``) and the step's ``info``."""
@@ -126,16 +121,12 @@ def _step_summaries(
     rows = np.arange(b)
     served = obs["candidates"].reshape(b * c, f).take((rows[:, None] * c + slate).ravel(), axis=0)
     served = served.reshape(b, slate.shape[1], f)
-    click = info["click"]
-    clicked = click >= 0
-    length = served[rows, np.maximum(click, 0), d + 1].astype(np.float64) * length_mean
-    share = np.where(clicked, info["engagement"] / np.maximum(length, 1e-12), 0.0)
     gap = info["interest"] - theta_arrival
     shift = np.sqrt(np.einsum("bd,bd->b", gap, gap))
     return {
         "ild": slate_diversity(served[:, :, :d]),
-        "engaged_share": share.astype(np.float32),
-        "consumed_topic_rank": _topic_rank(theta_before, centroids, info["consumed_topic"]),
+        "engaged_share": info["engaged_share"],
+        "consumed_topic_rank": _topic_rank(info["interest_before"], centroids, info["consumed_topic"]),
         "preference_shift": shift.astype(np.float32),
     }
 
@@ -173,7 +164,6 @@ def rollout(
     sim = env.sim
     initial_interest = sim.population.interest[sim.session_user].copy()
     centroids = sim.catalog.centroids
-    length_mean = env.config.catalog.length_mean
     rows: dict[str, list[np.ndarray]] = {}
     latency = np.empty(steps)
     arrivals = np.zeros(steps, dtype=np.int64)
@@ -189,12 +179,9 @@ def rollout(
         decision = agent.act(agent_obs, rng)
         latency[t] = time.perf_counter() - start
         user_features = obs["user"].copy()
-        acting = sim.session_user
-        theta_before = sim.population.interest[acting]
-        theta_arrival = sim.population.initial_interest[acting]
-        next_id = sim.catalog.next_id
+        theta_arrival = sim.population.initial_interest[sim.session_user]
         next_obs, reward, terminated, truncated, info = env.step(decision.slates)
-        arrivals[t] = sim.catalog.next_id - next_id
+        arrivals[t] = info["arrivals"][0]
         if learn:
             agent.update(obs, decision, Feedback(clicks=info["click"], rewards=reward))
         step = {
@@ -210,8 +197,8 @@ def rollout(
             "interest": info["interest"].astype(np.float32),
             "user_features": user_features,
         }
-        step.update({key: info[key] for key in RECORDED_INFO})
-        step.update(_step_summaries(obs, info, theta_before, theta_arrival, centroids, length_mean))
+        step.update({key: info[key] for key in RECORDED_INFO if key in info})  # no oracle: no regret
+        step.update(_step_summaries(obs, info, theta_arrival, centroids))
         for key, value in step.items():
             rows.setdefault(key, []).append(np.asarray(value))
         obs = next_obs
