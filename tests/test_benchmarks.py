@@ -8,8 +8,8 @@ from experiments import bench_agents, bench_env
 
 
 def test_bench_env_pieces_run_on_a_tiny_world() -> None:
-    world, bound = bench_env.bench_vector(bench_env.SHAPES["recsim"], 8, 3)
-    assert world > 0 and bound > 0
+    assert bench_env.bench_vector(bench_env.SHAPES["recsim"], 8, 3) > 0
+    assert bench_env.bench_arrivals(500, steps=5) > 0
     raw, wrapped = bench_env.bench_single(bench_env.SHAPES["recsim"], 20)
     assert raw > 0 and wrapped > 0
 
