@@ -199,7 +199,8 @@ def optimal_slate(
         score = weight * (reward - lam[:, None])
         slate = np.argsort(-score, axis=1, kind="stable")[:, :k]
         w = weight[rows, slate] * factor
-        value = (w * reward[rows, slate]).sum(axis=1) / (w0 + w.sum(axis=1))
+        den = w0 + w.sum(axis=1)
+        value = np.divide((w * reward[rows, slate]).sum(axis=1), den, out=np.zeros(b), where=den > 0)
         better = value > best
         best = np.where(better, value, best)
         best_slate[better] = slate[better]

@@ -49,6 +49,14 @@ def _check_range(
         raise ConfigError(f"{owner}.{name} must be {allowed}; got {value!r}")
 
 
+BIG = 1e3
+"""Upper bound of weights, scales, stds and utilities: far beyond any sensible world, and
+small enough that float32 utilities and float64 logits stay finite (``choice.beta: 1e300``
+would overflow them)."""
+HUGE = 1e6
+"""Upper bound of rates, budgets and lengths."""
+
+
 def _check_choice(owner: str, name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"{owner}.{name} must be one of {list(allowed)}; got {value!r}")
@@ -104,16 +112,16 @@ class CatalogConfig:
     def __post_init__(self) -> None:
         o = "catalog"
         _check_range(o, "n_items", self.n_items, 1, 2**24, integer=True)
-        _check_range(o, "n_topics", self.n_topics, 1, integer=True)
-        _check_range(o, "dim", self.dim, 2, integer=True)
+        _check_range(o, "n_topics", self.n_topics, 1, 10_000, integer=True)
+        _check_range(o, "dim", self.dim, 2, 4096, integer=True)
         _check_range(o, "topic_concentration", self.topic_concentration, 0, 1)
-        _check_range(o, "appeal_std", self.appeal_std, 0)
-        _check_range(o, "value_std", self.value_std, 0)
+        _check_range(o, "appeal_std", self.appeal_std, 0, BIG)
+        _check_range(o, "value_std", self.value_std, 0, BIG)
         _check_range(o, "appeal_value_correlation", self.appeal_value_correlation, -1, 1)
         _check_range(o, "clickbait_share", self.clickbait_share, 0, 1)
-        _check_range(o, "clickbait_gap", self.clickbait_gap, 0)
-        _check_range(o, "length_mean", self.length_mean, 0, lo_open=True)
-        _check_range(o, "arrival_rate", self.arrival_rate, 0)
+        _check_range(o, "clickbait_gap", self.clickbait_gap, 0, BIG)
+        _check_range(o, "length_mean", self.length_mean, 0, HUGE, lo_open=True)
+        _check_range(o, "arrival_rate", self.arrival_rate, 0, HUGE)
         _check_range(o, "fresh_share", self.fresh_share, 0, 1)
         _check_range(o, "fresh_pool", self.fresh_pool, 1, integer=True)
         if self.fresh_share > 0 or self.arrival_rate > 0:
@@ -157,14 +165,14 @@ class UserConfig:
     def __post_init__(self) -> None:
         o = "users"
         if self.population_size is not None:
-            _check_range(o, "population_size", self.population_size, 1, integer=True)
-        _check_range(o, "interest_concentration", self.interest_concentration, 0, lo_open=True)
-        _check_range(o, "interest_noise", self.interest_noise, 0)
+            _check_range(o, "population_size", self.population_size, 1, 2**31 - 1, integer=True)
+        _check_range(o, "interest_concentration", self.interest_concentration, 0, HUGE, lo_open=True)
+        _check_range(o, "interest_noise", self.interest_noise, 0, BIG)
         _check_range(o, "observed_dims", self.observed_dims, 0, integer=True)
-        _check_range(o, "observation_noise", self.observation_noise, 0)
-        _check_range(o, "budget_mean", self.budget_mean, 0, lo_open=True)
-        _check_range(o, "budget_std", self.budget_std, 0)
-        _check_range(o, "max_steps", self.max_steps, 1, integer=True)
+        _check_range(o, "observation_noise", self.observation_noise, 0, BIG)
+        _check_range(o, "budget_mean", self.budget_mean, 0, HUGE, lo_open=True)
+        _check_range(o, "budget_std", self.budget_std, 0, HUGE)
+        _check_range(o, "max_steps", self.max_steps, 1, 2**31 - 1, integer=True)
         _check_range(o, "initial_satisfaction", self.initial_satisfaction, 0, 1)
 
 
@@ -200,11 +208,11 @@ class ChoiceConfig:
     def __post_init__(self) -> None:
         o = "choice"
         _check_choice(o, "model", self.model, ("mnl", "cascade"))
-        _check_range(o, "beta", self.beta, 0, lo_open=True)
-        _check_range(o, "no_click_utility", self.no_click_utility)
-        _check_range(o, "appeal_weight", self.appeal_weight, 0)
-        _check_range(o, "position_bias", self.position_bias, 0)
-        _check_range(o, "satisfaction_weight", self.satisfaction_weight, 0)
+        _check_range(o, "beta", self.beta, 0, BIG, lo_open=True)
+        _check_range(o, "no_click_utility", self.no_click_utility, -BIG, BIG)
+        _check_range(o, "appeal_weight", self.appeal_weight, 0, BIG)
+        _check_range(o, "position_bias", self.position_bias, 0, BIG)
+        _check_range(o, "satisfaction_weight", self.satisfaction_weight, 0, BIG)
 
 
 @dataclass(frozen=True)
@@ -234,10 +242,10 @@ class ResponseConfig:
 
     def __post_init__(self) -> None:
         o = "response"
-        _check_range(o, "affinity_weight", self.affinity_weight, 0)
-        _check_range(o, "value_weight", self.value_weight, 0)
-        _check_range(o, "bias", self.bias)
-        _check_range(o, "noise", self.noise, 0)
+        _check_range(o, "affinity_weight", self.affinity_weight, 0, BIG)
+        _check_range(o, "value_weight", self.value_weight, 0, BIG)
+        _check_range(o, "bias", self.bias, -BIG, BIG)
+        _check_range(o, "noise", self.noise, 0, BIG)
         _check_choice(o, "reward", self.reward, ("engagement", "click"))
 
 
@@ -290,13 +298,13 @@ class DynamicsConfig:
         _check_range(o, "amplification_by_watch", self.amplification_by_watch, 0, 1)
         _check_range(o, "exposure", self.exposure, 0, 1)
         _check_range(o, "skip_repulsion", self.skip_repulsion, 0, 1)
-        _check_range(o, "satiation", self.satiation, 0)
+        _check_range(o, "satiation", self.satiation, 0, BIG)
         _check_range(o, "satiation_decay", self.satiation_decay, 0, 1, hi_open=True)
-        _check_range(o, "drift", self.drift, 0)
-        _check_range(o, "budget_cost", self.budget_cost, 0)
-        _check_range(o, "budget_restore", self.budget_restore, 0)
+        _check_range(o, "drift", self.drift, 0, BIG)
+        _check_range(o, "budget_cost", self.budget_cost, 0, HUGE)
+        _check_range(o, "budget_restore", self.budget_restore, 0, HUGE)
         _check_range(o, "satisfaction_rate", self.satisfaction_rate, 0, 1, lo_open=True)
-        _check_range(o, "value_satisfaction", self.value_satisfaction, 0)
+        _check_range(o, "value_satisfaction", self.value_satisfaction, 0, BIG)
         _check_range(o, "idle_satisfaction", self.idle_satisfaction, 0, 1)
         _check_range(o, "churn_threshold", self.churn_threshold, 0, 1)
         _check_range(o, "churn_hazard", self.churn_hazard, 0, 1)
@@ -328,8 +336,8 @@ class RetrievalConfig:
     def __post_init__(self) -> None:
         o = "retrieval"
         _check_choice(o, "method", self.method, ("stratified", "relevance"))
-        _check_range(o, "pool", self.pool, 1, integer=True)
-        _check_range(o, "interest_noise", self.interest_noise, 0)
+        _check_range(o, "pool", self.pool, 1, 2**24, integer=True)
+        _check_range(o, "interest_noise", self.interest_noise, 0, BIG)
         _check_range(o, "explore_share", self.explore_share, 0, 1)
 
 

@@ -347,7 +347,7 @@ def _best_slate_into(
             w = weight[order[j]] * np.exp(-p.beta * penalty[j])
             num += w * reward[order[j]]
             den += w
-        value = num / den
+        value = num / den if den > 0.0 else 0.0  # den underflows only at extreme beta and penalties
         if value > best:
             best = value
             for j in range(k):

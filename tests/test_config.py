@@ -29,27 +29,27 @@ BAD_OVERRIDES: list[tuple[dict[str, Any], tuple[str, ...]]] = [
     # negative or out-of-range rates
     ({"dynamics": {"amplification": -0.1}}, ("dynamics.amplification", "[0, 1]", "-0.1")),
     ({"dynamics": {"exposure": 1.5}}, ("dynamics.exposure", "[0, 1]", "1.5")),
-    ({"dynamics": {"drift": -1.0}}, ("dynamics.drift", "[0, inf]", "-1.0")),
-    ({"dynamics": {"satiation": -0.5}}, ("dynamics.satiation", "[0, inf]", "-0.5")),
+    ({"dynamics": {"drift": -1.0}}, ("dynamics.drift", "[0, 1000.0]", "-1.0")),
+    ({"dynamics": {"satiation": -0.5}}, ("dynamics.satiation", "[0, 1000.0]", "-0.5")),
     ({"dynamics": {"satiation_decay": 1.0}}, ("dynamics.satiation_decay", "[0, 1)", "1.0")),
     ({"dynamics": {"satisfaction_rate": 0.0}}, ("dynamics.satisfaction_rate", "(0, 1]", "0.0")),
     ({"dynamics": {"churn_threshold": 1.5}}, ("dynamics.churn_threshold", "[0, 1]", "1.5")),
-    ({"dynamics": {"budget_cost": -1.0}}, ("dynamics.budget_cost", "[0, inf]", "-1.0")),
-    ({"catalog": {"arrival_rate": -2.0}}, ("catalog.arrival_rate", "[0, inf]", "-2.0")),
+    ({"dynamics": {"budget_cost": -1.0}}, ("dynamics.budget_cost", "[0, 1000000.0]", "-1.0")),
+    ({"catalog": {"arrival_rate": -2.0}}, ("catalog.arrival_rate", "[0, 1000000.0]", "-2.0")),
     ({"catalog": {"fresh_share": 1.2}}, ("catalog.fresh_share", "[0, 1]", "1.2")),
     ({"catalog": {"topic_concentration": 1.1}}, ("catalog.topic_concentration", "[0, 1]", "1.1")),
     ({"catalog": {"appeal_value_correlation": -2}}, ("catalog.appeal_value_correlation", "[-1, 1]", "-2")),
     ({"catalog": {"clickbait_share": float("nan")}}, ("catalog.clickbait_share", "[0, 1]", "nan")),
-    ({"users": {"interest_concentration": 0.0}}, ("users.interest_concentration", "(0, inf]", "0.0")),
+    ({"users": {"interest_concentration": 0.0}}, ("users.interest_concentration", "(0, 1000000.0]", "0.0")),
     ({"dynamics": {"churn_hazard": 2}}, ("dynamics.churn_hazard", "[0, 1]", "2")),
     ({"dynamics": {"skip_repulsion": -1}}, ("dynamics.skip_repulsion", "[0, 1]", "-1")),
     ({"retrieval": {"method": "topk"}}, ("retrieval.method", "stratified", "topk")),
     ({"retrieval": {"method": "relevance", "pool": 5}}, ("retrieval.pool", "5")),
-    ({"catalog": {"length_mean": 0.0}}, ("catalog.length_mean", "(0, inf]", "0.0")),
-    ({"choice": {"beta": 0.0}}, ("choice.beta", "(0, inf]", "0.0")),
-    ({"choice": {"position_bias": -1.0}}, ("choice.position_bias", "[0, inf]", "-1.0")),
-    ({"response": {"noise": -0.1}}, ("response.noise", "[0, inf]", "-0.1")),
-    ({"users": {"budget_mean": -3.0}}, ("users.budget_mean", "(0, inf]", "-3.0")),
+    ({"catalog": {"length_mean": 0.0}}, ("catalog.length_mean", "(0, 1000000.0]", "0.0")),
+    ({"choice": {"beta": 0.0}}, ("choice.beta", "(0, 1000.0]", "0.0")),
+    ({"choice": {"position_bias": -1.0}}, ("choice.position_bias", "[0, 1000.0]", "-1.0")),
+    ({"response": {"noise": -0.1}}, ("response.noise", "[0, 1000.0]", "-0.1")),
+    ({"users": {"budget_mean": -3.0}}, ("users.budget_mean", "(0, 1000000.0]", "-3.0")),
     ({"users": {"initial_satisfaction": 1.1}}, ("users.initial_satisfaction", "[0, 1]", "1.1")),
     # retrieval shape: k <= C <= M
     ({"slate_size": 21}, ("world.slate_size", "[1, 20]", "21")),
@@ -60,15 +60,15 @@ BAD_OVERRIDES: list[tuple[dict[str, Any], tuple[str, ...]]] = [
     ({"users": {"observed_dims": 17}}, ("users.observed_dims", "[0, 16]", "17")),
     ({"catalog": {"fresh_share": 0.5, "fresh_pool": 5}}, ("catalog.fresh_pool", "= 10", "got 5")),
     # zero users
-    ({"users": {"population_size": 0}}, ("users.population_size", "[1, inf]", "0")),
-    ({"users": {"max_steps": 0}}, ("users.max_steps", "[1, inf]", "0")),
+    ({"users": {"population_size": 0}}, ("users.population_size", "[1, 2147483647]", "0")),
+    ({"users": {"max_steps": 0}}, ("users.max_steps", "[1, 2147483647]", "0")),
     # wrong types
-    ({"catalog": {"n_items": "100"}}, ("catalog.n_items", "an integer", "'100'")),
-    ({"catalog": {"n_items": 2.5}}, ("catalog.n_items", "an integer", "2.5")),
-    ({"users": {"max_steps": True}}, ("users.max_steps", "an integer", "True")),
-    ({"choice": {"beta": None}}, ("choice.beta", "a number", "None")),
+    ({"catalog": {"n_items": "100"}}, ("catalog.n_items", "[1, 16777216]", "'100'")),
+    ({"catalog": {"n_items": 2.5}}, ("catalog.n_items", "[1, 16777216]", "2.5")),
+    ({"users": {"max_steps": True}}, ("users.max_steps", "[1, 2147483647]", "True")),
+    ({"choice": {"beta": None}}, ("choice.beta", "(0, 1000.0]", "None")),
     ({"choice": {"beta": float("nan")}}, ("choice.beta", "a number", "nan")),
-    ({"choice": {"beta": "4"}}, ("choice.beta", "a number", "'4'")),
+    ({"choice": {"beta": "4"}}, ("choice.beta", "(0, 1000.0]", "'4'")),
     ({"choice": {"model": "logit"}}, ("choice.model", "['mnl', 'cascade']", "'logit'")),
     ({"response": {"reward": "clicks"}}, ("response.reward", "['engagement', 'click']", "'clicks'")),
     ({"slate_size": 2.0}, ("world.slate_size", "an integer", "2.0")),
@@ -113,7 +113,7 @@ BAD_CALLS: list[tuple[str, Any, tuple[str, ...]]] = [
     ("unknown preset in vector env", lambda: RecVectorEnv(2, preset="nope"), ("unknown preset 'nope'", "'boredom'")),
     ("overrides not a mapping", lambda: with_overrides(WorldConfig(), [("slate_size", 3)]), ("mapping", "slate_size")),
     ("vector reset with per-env seeds", lambda: RecVectorEnv(2).reset(seed=[1, 2]), ("seed", "one int", "[1, 2]")),
-    ("direct CatalogConfig", lambda: CatalogConfig(n_topics=0), ("catalog.n_topics", "[1, inf]", "0")),
+    ("direct CatalogConfig", lambda: CatalogConfig(n_topics=0), ("catalog.n_topics", "[1, 10000]", "0")),
     (
         "direct CatalogConfig fresh_pool",
         lambda: CatalogConfig(n_items=50, arrival_rate=1.0),
@@ -182,3 +182,47 @@ def test_configs_are_frozen() -> None:
 def test_numpy_integers_are_accepted_as_sizes() -> None:
     env = RecVectorEnv(np.int64(3))
     assert env.num_envs == 3 and isinstance(env.num_envs, int)
+
+
+FLOAT32_SAFETY: list[tuple[dict[str, Any], tuple[str, ...]]] = [
+    ({"choice": {"beta": 1e300}}, ("choice.beta", "(0, 1000.0]", "1e+300")),
+    ({"catalog": {"appeal_std": 1e300}}, ("catalog.appeal_std", "[0, 1000.0]", "1e+300")),
+    ({"choice": {"no_click_utility": -1e9}}, ("choice.no_click_utility", "[-1000.0, 1000.0]", "-1000000000.0")),
+    ({"users": {"budget_mean": float("inf")}}, ("users.budget_mean", "(0, 1000000.0]", "inf")),
+]
+
+
+@pytest.mark.parametrize(("overrides", "parts"), FLOAT32_SAFETY)
+def test_values_float32_arithmetic_cannot_survive_are_refused(
+    overrides: dict[str, Any], parts: tuple[str, ...]
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        with_overrides(WorldConfig(), overrides)
+    for part in parts:
+        assert part in str(err.value), f"{part!r} not in {str(err.value)!r}"
+
+
+@pytest.mark.parametrize("model", ["mnl", "cascade"])
+def test_a_world_at_the_edge_of_every_range_steps_with_finite_numbers(model: str) -> None:
+    """Every weight, scale and utility at its upper bound: probabilities and rewards stay finite."""
+    edge = {
+        "catalog": {"appeal_std": 1e3, "value_std": 1e3, "clickbait_share": 0.5, "clickbait_gap": 1e3},
+        "choice": {"model": model, "beta": 1e3, "no_click_utility": -1e3, "appeal_weight": 1e3, "position_bias": 1e3},
+        "response": {"affinity_weight": 1e3, "value_weight": 1e3, "bias": 1e3, "noise": 1e3},
+        "dynamics": {
+            "satiation": 1e3,
+            "drift": 1e3,
+            "value_satisfaction": 1e3,
+            "churn_threshold": 1,
+            "churn_hazard": 1,
+        },
+        "users": {"interest_noise": 1e3, "observation_noise": 1e3},
+    }
+    env = RecVectorEnv(16, overrides=edge)
+    obs, info = env.reset(seed=0)
+    for _ in range(3):
+        obs, reward, _, _, info = env.step(info["best_slate"])
+        for key in ("choice_probs", "expected_reward", "oracle_expected_reward", "interest", "satisfaction"):
+            assert np.isfinite(info[key]).all(), key
+        np.testing.assert_allclose(info["choice_probs"].sum(axis=1), 1.0)
+        assert np.isfinite(reward).all() and np.isfinite(obs["user"]).all()
