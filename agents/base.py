@@ -15,6 +15,7 @@ one of the slate samplers in :mod:`agents.slates`.
 
 from __future__ import annotations
 
+import functools
 import pickle
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -68,15 +69,96 @@ class Feedback:
     rewards: np.ndarray
 
 
+class AgentError(ValueError):
+    """An agent was given something it cannot use: a bad parameter, an observation of
+    another world's shape, or malformed feedback."""
+
+
+def check_observation(spec: WorldSpec, obs: Observation) -> None:
+    """Check that the arrays of ``obs`` have the shapes of ``spec``'s world.
+
+    Each of ``user`` (B, F_u), ``candidates`` (B, C, F_i) and ``item_ids`` (B, C) that is
+    present must have its shape, with one B.
+
+    Raises:
+        AgentError: naming the key, its shape, the world the agent was built for and the
+            shape wanted.
+    """
+    batch = None
+    for key, tail in (
+        ("user", (spec.user_dim,)),
+        ("candidates", (spec.n_candidates, spec.item_dim)),
+        ("item_ids", (spec.n_candidates,)),
+    ):
+        if key not in obs:
+            continue
+        shape = np.shape(obs[key])
+        batch = shape[0] if batch is None and shape else batch
+        if shape != (batch, *tail):
+            raise AgentError(
+                f"observation {key!r} has shape {shape}; this agent was built for a world of "
+                f"C = {spec.n_candidates} candidates, F_u = {spec.user_dim}, F_i = {spec.item_dim}: "
+                f"want {(batch, *tail)}"
+            )
+
+
+def check_feedback(decision: Decision, feedback: Feedback) -> None:
+    """Check ``feedback`` answers ``decision``: (B,) clicks in [-1, k), (B,) finite rewards.
+
+    Raises:
+        AgentError: naming the array, the expected shape or range and what was seen.
+    """
+    b, k = decision.slates.shape
+    clicks, rewards = np.asarray(feedback.clicks), np.asarray(feedback.rewards)
+    for key, value in (("clicks", clicks), ("rewards", rewards)):
+        if value.shape != (b,):
+            raise AgentError(f"feedback {key} must have shape ({b},) (one per decision); got {value.shape}")
+    if not np.issubdtype(clicks.dtype, np.integer) or clicks.min(initial=0) < -1 or clicks.max(initial=-1) >= k:
+        raise AgentError(f"feedback clicks must be integer slate positions in [-1, {k - 1}]; got {clicks}")
+    if not np.isfinite(rewards).all():
+        bad = np.flatnonzero(~np.isfinite(rewards))
+        raise AgentError(f"feedback rewards must be finite; got {rewards[bad[:5]]} at rows {bad[:5].tolist()}")
+
+
+def _checked_act(act):
+    @functools.wraps(act)
+    def act_checked(self: Agent, obs: Observation, rng: np.random.Generator) -> Decision:
+        check_observation(self.spec, obs)
+        return act(self, obs, rng)
+
+    act_checked.checked = True
+    return act_checked
+
+
+def _checked_update(update):
+    @functools.wraps(update)
+    def update_checked(self: Agent, obs: Observation, decision: Decision, feedback: Feedback) -> None:
+        check_observation(self.spec, obs)
+        check_feedback(decision, feedback)
+        return update(self, obs, decision, feedback)
+
+    update_checked.checked = True
+    return update_checked
+
+
 class Agent(ABC):
     """Base class: a batched policy over a world of shape ``spec``.
 
     Subclasses set ``name`` (the registry key) and accept their hyper-parameters as
-    keyword arguments; :attr:`params` records them for every result row.
+    keyword arguments; :attr:`params` records them for every result row. Every
+    subclass's ``act`` and ``update`` refuse observations of another world's shape and
+    malformed feedback (:func:`check_observation`, :func:`check_feedback`) before they run.
     """
 
     name: ClassVar[str] = ""
     needs_ground_truth: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for attr, wrap in (("act", _checked_act), ("update", _checked_update)):
+            method = cls.__dict__.get(attr)
+            if method is not None and not getattr(method, "checked", False):
+                setattr(cls, attr, wrap(method))
 
     def __init__(self, spec: WorldSpec, **params: Any) -> None:
         self.spec = spec

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.error import ResetNeeded
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
@@ -108,8 +109,13 @@ class RecEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         if self.sim is None:
-            raise RuntimeError("call reset() before step()")
-        obs, reward, terminated, truncated, info = self.sim.step(np.asarray(action).reshape(1, -1))
+            raise ResetNeeded("call reset() before step()")
+        if self._ended:
+            raise ResetNeeded("the episode has ended (terminated or truncated): call reset() before step()")
+        action = np.asarray(action)
+        if action.shape != self.action_space.shape:
+            raise ValueError(f"action must have shape {self.action_space.shape} (slate_size,); got {action.shape}")
+        obs, reward, terminated, truncated, info = self.sim.step(action.reshape(1, -1))
         final = info.pop("final_obs", None)
         info.pop("_final_obs", None)
         self._ended = bool(terminated[0] or truncated[0])
@@ -168,6 +174,13 @@ class RecVectorEnv(gym.vector.VectorEnv):
             self._seeded = True
             return self.sim.reset(int(seed))
         mask = None if options is None else options.get("reset_mask")
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
+                raise ValueError(
+                    f"options['reset_mask'] must be a bool array of shape ({self.num_envs},); "
+                    f"got {mask.dtype} of shape {mask.shape}"
+                )
         rows = np.arange(self.num_envs) if mask is None else np.flatnonzero(mask)
         obs = self.sim.restart(rows)
         return obs, self.sim.decision_info()

@@ -66,11 +66,14 @@ def repair_slate(action: np.ndarray, n_candidates: int) -> tuple[np.ndarray, np.
         rows that were changed.
 
     Raises:
-        ValueError: wrong shape or an index outside [0, C).
+        ValueError: wrong shape, a non-integer dtype (floats are not truncated) or an
+            index outside [0, C).
     """
     action = np.asarray(action)
     if action.ndim != 2:
         raise ValueError(f"a slate action must have shape (n_sessions, slate_size); got shape {action.shape}")
+    if not np.issubdtype(action.dtype, np.integer):
+        raise ValueError(f"slate entries must be integer candidate indices; got dtype {action.dtype}")
     slate = np.empty(action.shape, dtype=np.int64)
     repaired = np.empty(action.shape[0], dtype=bool)
     if kernels.repair_slates(np.ascontiguousarray(action, dtype=np.int64), n_candidates, slate, repaired) >= 0:
