@@ -187,5 +187,5 @@ class RecVectorEnv(gym.vector.VectorEnv):
 
     def step(self, actions: np.ndarray) -> tuple[Observation, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if not self._seeded:
-            raise RuntimeError("call reset() before step()")
+            raise ResetNeeded("call reset() before step()")
         return self.sim.step(actions)

@@ -9,6 +9,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.error import ResetNeeded
 from gymnasium.utils.env_checker import check_env
 
 import simenv
@@ -332,9 +333,9 @@ def test_bad_actions_raise_with_the_range_and_value(action, exception, message) 
 
 
 def test_step_before_reset_raises() -> None:
-    with pytest.raises(RuntimeError, match="reset"):
+    with pytest.raises(ResetNeeded, match="reset"):
         RecVectorEnv(2).step(np.zeros((2, 5), dtype=np.int64))
-    with pytest.raises(RuntimeError, match="reset"):
+    with pytest.raises(ResetNeeded, match="reset"):
         RecEnv().step(np.arange(5))
 
 

@@ -161,7 +161,7 @@ def test_update_rejects_bad_clicks():
     agent = make_agent("vw_epsilon", spec_of(env))
     obs, _ = env.reset(seed=0)
     decision = agent.act(obs, np.random.default_rng(0))
-    with pytest.raises(ValueError, match=r"feedback\.clicks"):
+    with pytest.raises(ValueError, match=r"feedback.clicks"):
         agent.update(obs, decision, Feedback(clicks=np.full(8, 3), rewards=np.zeros(8)))
 
 
