@@ -38,19 +38,30 @@ def topic_centroids(n_topics: int, dim: int, rng: np.random.Generator) -> np.nda
     return normalize_rows(raw - raw.mean(axis=0)).astype(np.float32)
 
 
-def embed_around(centroids: np.ndarray, cosine: float, normal: np.ndarray) -> np.ndarray:
+def embed_around(
+    centroids: np.ndarray, cosine: float, normal: np.ndarray, topic: np.ndarray | None = None
+) -> np.ndarray:
     """Unit vectors at exactly ``cosine`` to their centroid, in a random direction.
 
     ``e = cosine * mu + sqrt(1 - cosine^2) * z_perp``, with ``z_perp`` the unit part of
-    ``normal`` orthogonal to ``mu``.
+    ``normal`` orthogonal to ``mu``. Given ``topic``, the orthogonal parts are centred
+    within each topic first (their mean subtracted), so a topic's items average exactly
+    onto their centroid's axis.
 
     Args:
         centroids: (n, d) unit centroid of each item. normal: (n, d) standard normal draws.
+        topic: optional (n,) topic of each item, to centre the orthogonal parts per topic.
 
     Returns:
         (n, d) float64 unit embeddings.
     """
-    perp = normal - np.vecdot(normal, centroids)[:, None] * centroids
+    perp = normalize_rows(normal - np.vecdot(normal, centroids)[:, None] * centroids)
+    if topic is not None:
+        counts = np.bincount(topic)[:, None]
+        sums = np.zeros((len(counts), perp.shape[1]))
+        np.add.at(sums, topic, perp)
+        perp = perp - (sums / np.maximum(counts, 1))[topic]
+        perp -= np.vecdot(perp, centroids)[:, None] * centroids  # still orthogonal
     return cosine * centroids + np.sqrt(1.0 - cosine * cosine) * normalize_rows(perp)
 
 
@@ -123,8 +134,8 @@ class Catalog:
             oldest=0,
             next_id=m,
         )
-        catalog._draw_items(np.arange(m), rng)
-        if config.arrival_rate > 0:  # a living catalog: its newest items are fresh from the start
+        catalog._draw_items(np.arange(m), rng, balanced=True)
+        if config.arrival_rate > 0 or config.fresh_share > 0:  # the newest items are fresh from the start
             features[m - min(config.fresh_pool, m) :, d + 2] = 1.0
         return catalog
 
@@ -142,13 +153,22 @@ class Catalog:
         """The arrays the compiled step reads (views, not copies)."""
         return Items(self.features, self.item_id, self.topic, self.appeal, self.value, self.length)
 
-    def _draw_items(self, slots: np.ndarray, rng: np.random.Generator) -> None:
-        """Fill ``slots`` with freshly drawn items (topic, embedding, appeal, value, length)."""
+    def _draw_items(self, slots: np.ndarray, rng: np.random.Generator, balanced: bool = False) -> None:
+        """Fill ``slots`` with freshly drawn items (topic, embedding, appeal, value, length).
+
+        ``balanced`` (the initial catalog): every topic gets an equal share of the items
+        (up to one) and the off-centroid parts are centred per topic, so the catalog's
+        mean embedding is (about) zero, not just zero in expectation. Arrivals draw topics
+        at random.
+        """
         cfg, n, d = self.config, len(slots), self.config.dim
-        topic = rng.integers(0, cfg.n_topics, n)
+        topic = rng.permutation(np.arange(n) % cfg.n_topics) if balanced else rng.integers(0, cfg.n_topics, n)
         self.topic[slots] = topic
         self.embedding[slots] = embed_around(
-            self.centroids[topic].astype(np.float64), cfg.topic_concentration, rng.standard_normal((n, d))
+            self.centroids[topic].astype(np.float64),
+            cfg.topic_concentration,
+            rng.standard_normal((n, d)),
+            topic if balanced else None,
         )
         self.appeal[slots], self.value[slots] = appeal_and_value(cfg, n, rng)
         self.length[slots] = cfg.length_mean * np.exp(0.25 * np.clip(rng.standard_normal(n), -4.0, 4.0) - 0.03125)
@@ -255,6 +275,54 @@ def _strata(n_items: int, fresh_pool: int, n_candidates: int, n_fresh: int) -> t
     return np.concatenate(starts), np.concatenate(sizes).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class RelevanceDraws:
+    """The relevance retriever's random draws for B users (see :func:`retrieve_relevant`).
+
+    Attributes:
+        pool: (B, pool + n_fresh) int64 catalog slots: the scored pool, then the fresh ones.
+        normal: (B, d) float64 standard normals, the retriever's error on theta.
+        explore: (B, n_explore) float64 uniforms for the explore share.
+    """
+
+    pool: np.ndarray
+    normal: np.ndarray
+    explore: np.ndarray
+
+    def __getitem__(self, rows: np.ndarray) -> RelevanceDraws:
+        return RelevanceDraws(self.pool[rows], self.normal[rows], self.explore[rows])
+
+
+def draw_relevance(
+    catalog: Catalog, n_users: int, n_candidates: int, n_fresh: int, config: RetrievalConfig, rng: np.random.Generator
+) -> RelevanceDraws:
+    """Draw what :func:`select_relevant` needs for ``n_users`` users (the pool by stratified
+    sampling, as in :func:`retrieve_candidates`)."""
+    n_explore = round(config.explore_share * (n_candidates - n_fresh))
+    pool = retrieve_candidates(catalog, n_users, config.pool + n_fresh, n_fresh, rng)
+    normal = rng.standard_normal((n_users, catalog.config.dim))
+    return RelevanceDraws(pool, normal, rng.random((n_users, n_explore)))
+
+
+def select_relevant(
+    catalog: Catalog,
+    interest: np.ndarray,
+    draws: RelevanceDraws,
+    n_candidates: int,
+    config: RetrievalConfig,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The candidates of users of interests ``interest`` (B, d) from their ``draws``: the
+    ``n_top`` pool items of largest ``(theta + interest_noise z) . e``, then the explore
+    share, then the fresh ones (see :func:`retrieve_relevant`). No random draws."""
+    n_fresh = draws.pool.shape[1] - config.pool
+    n_top = n_candidates - n_fresh - draws.explore.shape[1]
+    estimate = interest + config.interest_noise * draws.normal
+    slots = np.empty((interest.shape[0], n_candidates), dtype=np.int64) if out is None else out
+    _relevance_slots(draws.pool, config.pool, catalog.features, estimate, n_top, draws.explore, slots)
+    return slots
+
+
 def retrieve_relevant(
     catalog: Catalog,
     interest: np.ndarray,
@@ -272,6 +340,7 @@ def retrieve_relevant(
     ``n_top = C_old - n_explore`` come first, then ``n_explore = round(explore_share C_old)``
     drawn uniformly from the rest of the pool, then the ``n_fresh`` fresh candidates
     (stratified over the ``fresh_pool`` newest items). ``C_old = C - n_fresh``.
+    :func:`draw_relevance` then :func:`select_relevant`.
 
     Args:
         interest: (B, d) interests theta of the users served.
@@ -280,18 +349,8 @@ def retrieve_relevant(
     Returns:
         (B, C) int64 distinct catalog slots (``out`` if given).
     """
-    b = interest.shape[0]
-    n_old = n_candidates - n_fresh
-    n_explore = round(config.explore_share * n_old)
-    start, size = _strata(catalog.n_items, catalog.config.fresh_pool, config.pool + n_fresh, n_fresh)
-    draws = rng.random((b, config.pool + n_fresh), dtype=np.float32)
-    pool = np.empty((b, config.pool + n_fresh), dtype=np.int64)
-    _draws_to_slots(draws, start, size, catalog.oldest, catalog.n_items, pool)
-    estimate = interest + config.interest_noise * rng.standard_normal(interest.shape)
-    explore = rng.random((b, n_explore))
-    slots = np.empty((b, n_candidates), dtype=np.int64) if out is None else out
-    _relevance_slots(pool, config.pool, catalog.features, estimate, n_old - n_explore, explore, slots)
-    return slots
+    draws = draw_relevance(catalog, interest.shape[0], n_candidates, n_fresh, config, rng)
+    return select_relevant(catalog, interest, draws, n_candidates, config, out)
 
 
 @njit(cache=True, nogil=True)

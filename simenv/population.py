@@ -68,16 +68,19 @@ class Population:
         """The arrays the compiled step reads and updates (views, not copies)."""
         return Users(self.interest, self.satiation, self.history, self.satisfaction, self.observed, self.user_id)
 
-    def replace(self, rows: np.ndarray, centroids: np.ndarray, rng: np.random.Generator) -> None:
-        """Fill ``rows`` with brand-new users (drawn in chunks to bound memory)."""
+    def replace(self, rows: np.ndarray, centroids: np.ndarray, source: np.random.Generator | Newcomers) -> None:
+        """Fill ``rows`` with brand-new users, drawn from ``rng`` or taken in order from
+        a :class:`Newcomers` queue (drawn in chunks to bound memory)."""
         cfg = self.config
         for lo in range(0, len(rows), 65536):
             part = rows[lo : lo + 65536]
-            theta = initial_interests(cfg, centroids, len(part), rng)
+            if isinstance(source, Newcomers):
+                theta, observed = source.take(len(part))
+            else:
+                theta, observed = draw_users(cfg, centroids, len(part), source)
             self.interest[part] = theta
             self.initial_interest[part] = theta
-            noise = cfg.observation_noise * np.clip(rng.standard_normal((len(part), cfg.observed_dims)), -4.0, 4.0)
-            self.observed[part] = theta[:, : cfg.observed_dims] + noise
+            self.observed[part] = observed
         self.satiation[rows] = 0.0
         self.satisfaction[rows] = cfg.initial_satisfaction
         self.history[rows] = 0.0
@@ -110,6 +113,42 @@ def initial_interests(config: UserConfig, centroids: np.ndarray, n: int, rng: np
     weights = rng.dirichlet(np.full(k, config.interest_concentration), n) if k > 1 else np.ones((n, 1))
     mixture = weights @ centroids.astype(np.float64)
     return normalize_rows(mixture + config.interest_noise * rng.standard_normal((n, d)))
+
+
+def draw_users(
+    config: UserConfig, centroids: np.ndarray, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` new users: (n, d) interests (:func:`initial_interests`) and (n, o) observed
+    features, theta's first o coordinates plus Gaussian noise clipped at 4 sigma."""
+    theta = initial_interests(config, centroids, n, rng)
+    noise = config.observation_noise * np.clip(rng.standard_normal((n, config.observed_dims)), -4.0, 4.0)
+    return theta, theta[:, : config.observed_dims] + noise
+
+
+class Newcomers:
+    """New users in a fixed order, drawn in blocks from their own generator.
+
+    The j-th newcomer is the same person however many arrive per step, so under one seed
+    every policy meets the same sequence of new users (common random numbers), whenever
+    its churn lets them in.
+    """
+
+    BLOCK = 256
+
+    def __init__(self, config: UserConfig, centroids: np.ndarray, rng: np.random.Generator) -> None:
+        self._config, self._centroids, self._rng = config, centroids, rng
+        self._theta = np.empty((0, centroids.shape[1]))
+        self._observed = np.empty((0, config.observed_dims))
+
+    def take(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next ``n`` newcomers: (n, d) interests and (n, o) observed features."""
+        while len(self._theta) < n:
+            theta, observed = draw_users(self._config, self._centroids, self.BLOCK, self._rng)
+            self._theta = np.concatenate([self._theta, theta])
+            self._observed = np.concatenate([self._observed, observed])
+        theta, self._theta = self._theta[:n], self._theta[n:]
+        observed, self._observed = self._observed[:n], self._observed[n:]
+        return theta, observed
 
 
 def user_feature_dim(config: UserConfig, n_topics: int) -> int:

@@ -7,9 +7,12 @@ with returning users, and writes the next observation into preallocated float32
 buffers. Ground truth goes into ``info``, never into the observation.
 
 Randomness: one seed is split with :class:`numpy.random.SeedSequence` into independent
-streams (catalog, users, retrieval, choice, response, dynamics). None of them is drawn
-from by a policy, so under one seed every policy meets the same users, candidates and
-choice noise (common random numbers).
+streams (catalog, users, retrieval, choice, response, dynamics, sessions, newcomers).
+None of them is drawn from by a policy, and every step draws the same amounts from each
+whatever the policy did: restarted sessions reuse the step's retrieval draws, budgets are
+drawn for every row every step, and new users come in a fixed order (the j-th newcomer
+is the same person under every policy). So under one seed every policy meets the same
+users, candidates and noise, step for step (common random numbers).
 """
 
 from __future__ import annotations
@@ -21,15 +24,15 @@ import numpy as np
 
 from simenv import choice as choice_model
 from simenv import kernels
-from simenv.catalog import ITEM_EXTRA_FEATURES, Catalog, retrieve_candidates, retrieve_relevant
+from simenv.catalog import ITEM_EXTRA_FEATURES, Catalog, draw_relevance, retrieve_candidates, select_relevant
 from simenv.config import ConfigError, WorldConfig
-from simenv.population import Population, ReturnQueue, user_feature_dim
+from simenv.population import Newcomers, Population, ReturnQueue, user_feature_dim
 
 Observation = dict[str, np.ndarray]
 """Keys: ``user`` (N, F_u) float32, ``candidates`` (N, C, F_i) float32,
 ``item_ids`` (N, C) int64, ``user_id`` (N,) int64."""
 
-STREAMS = ("catalog", "users", "retrieval", "choice", "response", "dynamics")
+STREAMS = ("catalog", "users", "retrieval", "choice", "response", "dynamics", "sessions", "newcomers")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class Streams:
     choice: np.random.Generator
     response: np.random.Generator
     dynamics: np.random.Generator
+    sessions: np.random.Generator
+    newcomers: np.random.Generator
 
     @classmethod
     def from_seed(cls, seed: int | np.random.SeedSequence | None) -> Streams:
@@ -158,13 +163,13 @@ class Simulator:
         cfg = self.config
         self.streams = Streams.from_seed(seed)
         self.catalog = Catalog.generate(cfg.catalog, self.streams.catalog)
-        self.population = Population.generate(
-            cfg.users, self.population_size, self.catalog.centroids, self.streams.users
-        )
+        centroids = self.catalog.centroids
+        self.population = Population.generate(cfg.users, self.population_size, centroids, self.streams.users)
+        self._newcomers = Newcomers(cfg.users, centroids, self.streams.newcomers)
         n = self.n_sessions
         self.session_user = np.arange(n, dtype=np.int64)
         self._queue = ReturnQueue(self.population_size, np.arange(n, self.population_size))
-        self.budget = self._draw_budget(n)
+        self.budget = self._draw_budgets(n)
         self.session_steps = np.zeros(n, dtype=np.int64)
         self.t = 0
         self._current = 0
@@ -172,10 +177,11 @@ class Simulator:
         return self.obs, self.decision_info()
 
     def restart(self, rows: np.ndarray) -> Observation:
-        """End the sessions in ``rows`` now (the users return later) and start new ones."""
+        """End the sessions in ``rows`` now (the users return later) and start new ones,
+        on the candidates already retrieved for those rows."""
         rows = np.asarray(rows, dtype=np.int64)
-        self._start_sessions(rows, np.zeros(len(rows), dtype=bool))
-        self._observe(rows)
+        self._start_sessions(rows, np.zeros(len(rows), dtype=bool), self._draw_budgets(len(rows)))
+        self._observe_restarted(rows)
         return self.obs
 
     @property
@@ -183,51 +189,61 @@ class Simulator:
         """The current observation (buffers reused: valid until the step after next)."""
         return self._buffers[self._current]
 
-    def _draw_budget(self, n: int) -> np.ndarray:
+    def _draw_budgets(self, n: int) -> np.ndarray:
+        """(n,) float32 session budgets ``max(N(budget_mean, budget_std^2), budget_cost)``."""
         u = self.config.users
-        budget = u.budget_mean + u.budget_std * self.streams.users.standard_normal(n)
+        budget = u.budget_mean + u.budget_std * self.streams.sessions.standard_normal(n)
         return np.maximum(budget, self.config.dynamics.budget_cost).astype(np.float32)
 
-    def _start_sessions(self, rows: np.ndarray, churned: np.ndarray) -> None:
+    def _start_sessions(self, rows: np.ndarray, churned: np.ndarray, budgets: np.ndarray) -> None:
+        """New sessions in ``rows``: churned users are replaced by newcomers, every leaving
+        user goes back to the queue and the next waiting one starts with ``budgets`` (B,)."""
         leaving = self.session_user[rows]
         if churned.any():
-            self.population.replace(leaving[churned], self.catalog.centroids, self.streams.users)
+            self.population.replace(leaving[churned], self.catalog.centroids, self._newcomers)
         self.session_user[rows] = self._queue.push_pop(leaving)
-        self.budget[rows] = self._draw_budget(len(rows))
+        self.budget[rows] = budgets
         self.session_steps[rows] = 0
 
     # ------------------------------------------------------------------ observation
-    def _observe(self, rows: np.ndarray | None = None) -> None:
-        """Retrieve candidates for the sessions ``rows`` (all if None) and write their
-        observation, true utilities and the oracle's slates (:func:`kernels.observe`)."""
+    def _observe(self) -> None:
+        """Retrieve candidates for every session and write their observation, true
+        utilities and the oracle's slates (:func:`kernels.observe`)."""
         cfg, cat = self.config, self.catalog
-        obs = self.obs
         n, k = self.n_sessions, cfg.slate_size
-        if rows is None:
-            rows, users = self._all_rows, self.session_user
-            slots = self._slots = self._retrieve(users, out=self._slots)
-            # Fresh arrays each step: the previous step's info keeps its own.
-            self._utility = np.empty(slots.shape, dtype=np.float32)
-            self._best_slate = np.empty((n, k), dtype=np.int64) if self.oracle else self._no_best
+        shape = cfg.n_candidates, cfg.n_fresh_candidates
+        if cfg.retrieval.method == "relevance":
+            self._relevance_draws = draw_relevance(cat, n, *shape, cfg.retrieval, self.streams.retrieval)
+            interest = self.population.interest[self.session_user]
+            select_relevant(cat, interest, self._relevance_draws, cfg.n_candidates, cfg.retrieval, out=self._slots)
         else:
-            users = self.session_user[rows]
-            slots = self._retrieve(users)
-            self._slots[rows] = slots
+            retrieve_candidates(cat, n, *shape, self.streams.retrieval, out=self._slots)
+        # Fresh arrays each step: the previous step's info keeps its own.
+        self._utility = np.empty((n, cfg.n_candidates), dtype=np.float32)
+        self._best_slate = np.empty((n, k), dtype=np.int64) if self.oracle else self._no_best
+        self._write_observation(self._all_rows, self.session_user, self._slots)
+
+    def _observe_restarted(self, rows: np.ndarray) -> None:
+        """Observation of the sessions ``rows`` whose user just changed, on this step's
+        retrieval draws: no new draws, so the world's streams stay in step whatever the
+        policy (common random numbers); the relevance retriever re-ranks its pool for the
+        new user."""
+        users = self.session_user[rows]
+        if self.config.retrieval.method == "relevance":
+            interest = self.population.interest[users]
+            draws = self._relevance_draws[rows]
+            self._slots[rows] = select_relevant(
+                self.catalog, interest, draws, self.config.n_candidates, self.config.retrieval
+            )
+        self._write_observation(rows, users, self._slots[rows])
+
+    def _write_observation(self, rows: np.ndarray, users: np.ndarray, slots: np.ndarray) -> None:
+        obs = self.obs
         out = kernels.Observed(
             obs["candidates"], obs["item_ids"], obs["user"], obs["user_id"], self._utility, self._best_slate
         )
-        kernels.observe(
-            rows, users, slots, cat.arrays(), self.population.arrays(), self._params, self._position_penalty, out
-        )
-
-    def _retrieve(self, users: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """(B, C) catalog slots of the candidates of ``users`` (B,), by the configured retriever."""
-        cfg = self.config
-        shape = cfg.n_candidates, cfg.n_fresh_candidates
-        if cfg.retrieval.method == "relevance":
-            interest = self.population.interest[users]
-            return retrieve_relevant(self.catalog, interest, *shape, cfg.retrieval, self.streams.retrieval, out=out)
-        return retrieve_candidates(self.catalog, len(users), *shape, self.streams.retrieval, out=out)
+        params = self._params, self._position_penalty
+        kernels.observe(rows, users, slots, self.catalog.arrays(), self.population.arrays(), *params, out)
 
     def decision_info(self, info: dict[str, Any] | None = None) -> dict[str, Any]:
         """Ground truth for the current candidates: ``candidate_utility`` (N, C) true
@@ -308,13 +324,14 @@ class Simulator:
         info["arrivals"] = np.full(n, arrived, dtype=np.int64)
         self._current ^= 1
         self._observe()
+        budgets = self._draw_budgets(n)  # for every row, ended or not: the streams stay in step
         ended = rec.terminated | rec.truncated
         if ended.any():
             rows_ended = np.flatnonzero(ended)
             info["final_obs"] = {key: value[rows_ended] for key, value in self.obs.items()}  # copies
             info["_final_obs"] = ended
-            self._start_sessions(rows_ended, rec.churned[rows_ended])
-            self._observe(rows_ended)
+            self._start_sessions(rows_ended, rec.churned[rows_ended], budgets[rows_ended])
+            self._observe_restarted(rows_ended)
         return self.obs, rec.reward, rec.terminated, rec.truncated, self.decision_info(info)
 
 

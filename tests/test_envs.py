@@ -289,20 +289,21 @@ def test_truncation_at_max_steps() -> None:
 
 
 def test_reset_without_seed_restarts_sessions_and_keeps_population(make_slates) -> None:
-    env = RecVectorEnv(4)
+    """Restarted rows get the next waiting users (new budgets, step counters at 0) on the
+    candidates already retrieved for them: a restart draws no retrieval numbers."""
+    env = RecVectorEnv(4, overrides={"users": {"population_size": 12}})
     obs, _ = env.reset(seed=0)
     rng = np.random.default_rng(0)
     for _ in range(5):
         env.step(make_slates(rng, 4, 20, 5))
     theta = env.sim.population.interest.copy()
-    ids = env.sim.obs["item_ids"].copy()
+    ids, users = env.sim.obs["item_ids"].copy(), env.sim.obs["user_id"].copy()
     obs, _ = env.reset(options={"reset_mask": np.array([True, False, False, True])})
-    np.testing.assert_array_equal((obs["item_ids"] == ids).all(axis=1), [False, True, True, False])
+    np.testing.assert_array_equal(obs["user_id"] != users, [True, False, False, True])
+    np.testing.assert_array_equal(obs["item_ids"], ids)
+    np.testing.assert_array_equal(env.sim.session_steps == 0, [True, False, False, True])
     obs, _ = env.reset()
-    assert not (obs["item_ids"] == ids).all(axis=1).any()
-    ids = obs["item_ids"].copy()
-    obs, _ = env.reset(options={})
-    assert not (obs["item_ids"] == ids).all(axis=1).any()
+    assert (obs["user_id"] != users).all() and (env.sim.session_steps == 0).all()
     np.testing.assert_array_equal(env.sim.population.interest, theta)
 
 
