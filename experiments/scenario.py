@@ -7,13 +7,23 @@ the seeds, the metrics window, the operating conditions of the learners (learnin
 cadence, feedback delay, train-then-freeze), optional guardrails (kept for vetting) and an
 optional sweep: a grid over world or agent parameters.
 
-Validation runs in two passes: the JSON Schema shipped with the package
-(``experiments/scenario.schema.json``) checks the structure, then semantic checks check
-preset names, world field ranges, agent names and parameters, and sweep targets. Every
-error is a :class:`ScenarioError` naming the file, the key path, what is allowed and what
-was found, e.g.::
+Loading checks everything a run would meet, before any task or run directory exists:
+
+1. the file (:func:`read_yaml`): at most 1 MiB of UTF-8, valid YAML, no duplicate or
+   non-string keys, aliases that expand to at most :data:`MAX_YAML_NODES` nodes;
+2. the structure, against the JSON Schema shipped with the package
+   (``experiments/scenario.schema.json``): keys, types, bounds, safe names and labels;
+3. the meaning: preset names, world field ranges at every world grid point, the
+   population against the sessions, conditions, sweep targets, guardrails, the task
+   count and the estimated memory against the memory available (:func:`check_resources`);
+4. the agents: names and parameters against the registry, then every agent variant
+   built on every world shape of the grid (:func:`check_agents_build`).
+
+Every error is a :class:`ScenarioError` naming the file, the key path, what is allowed
+and what was found, e.g.::
 
     scenarios/x.yaml: horizon.steps: must be an integer >= 1; found 0
+    scenarios/x.yaml: agents[1].params.alpha: linucb.alpha must be a number in [0.0, inf]; got -1
 
 Example::
 
@@ -499,8 +509,9 @@ def _read_bounded(file: Path, source: str) -> bytes:
     except OSError as err:
         raise ScenarioError(source, "", "a readable file", detail=f"cannot be read: {err}") from None
     if len(raw) > MAX_FILE_BYTES:
+        allowed = f"at most {MAX_FILE_BYTES} bytes"
         raise ScenarioError(
-            source, "", "", detail=f"the file is larger than {MAX_FILE_BYTES} bytes; allowed: at most {MAX_FILE_BYTES}"
+            source, "", allowed, detail=f"the file is larger than {MAX_FILE_BYTES} bytes; allowed: {allowed}"
         )
     return raw
 
@@ -892,12 +903,13 @@ def check_agents_build(scenario: Scenario) -> None:
     itself. Agents that train also need a population that holds their training sessions.
     """
     shapes = _world_shapes(scenario)
+    population = _smallest_population(scenario)
     for i, entry in enumerate(scenario.agents):
         for variant in scenario.agent_variants(entry.label):
             params = {**thaw(entry.params), **variant}
             for spec, point in shapes.items():
                 agent = _build_agent(scenario, i, spec, params, variant, point)
-                _check_training_sessions(scenario, i, agent)
+                _check_training_sessions(scenario, i, agent, population)
 
 
 def _world_shapes(scenario: Scenario) -> dict[Any, dict[str, Any]]:
@@ -952,25 +964,24 @@ def _blame(name: str, spec: Any, params: Mapping[str, Any], error: Exception) ->
     return None, error  # pragma: no cover - the full build failed but every prefix built
 
 
-def _check_training_sessions(scenario: Scenario, index: int, agent: Any) -> None:
-    """An agent that trains needs a population that holds its concurrent training sessions
-    (``training.users``, else the agent's ``n_envs``) at every world point."""
+def _smallest_population(scenario: Scenario) -> int | None:
+    """The smallest population the grid sets (None: every world has one user per session)."""
+    sizes = [scenario.world_config(point).users.population_size for point in scenario.world_points()]
+    return min((size for size in sizes if size is not None), default=None)
+
+
+def _check_training_sessions(scenario: Scenario, index: int, agent: Any, population: int | None) -> None:
+    """An agent that trains needs the population (the smallest of the grid, None: unset)
+    to hold its concurrent training sessions (``training.users``, else its ``n_envs``)."""
     entry = scenario.agents[index]
-    if not hasattr(agent, "train") or scenario.training_steps(entry) <= 0:
+    if population is None or not hasattr(agent, "train") or scenario.training_steps(entry) <= 0:
         return
     sessions = scenario.training.users or agent.params.get("n_envs")
-    if sessions is None:
-        return
-    for point in scenario.world_points():
-        size = scenario.world_config(point).users.population_size
-        if size is not None and size < sessions:
-            where = "training.users" if scenario.training.users else f"agents[{index}].params.n_envs"
-            raise ScenarioError(
-                scenario.source,
-                where,
-                f"at most the population ({size}) concurrent training sessions",
-                sessions,
-            )
+    if sessions is not None and sessions > population:
+        where = "training.users" if scenario.training.users else f"agents[{index}].params.n_envs"
+        raise ScenarioError(
+            scenario.source, where, f"at most the population ({population}) concurrent training sessions", sessions
+        )
 
 
 # --------------------------------------------------------------------------- resources
