@@ -60,11 +60,13 @@ def _simulate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from experiments.report import load_run, run_summary_text, write_report
     from experiments.runner import run_scenario
-    from experiments.scenario import load_scenario
+    from experiments.scenario import check_resources, load_scenario
 
-    scenario = load_scenario(args.scenario)
+    # every check (agents built, memory for these workers) runs before the run directory exists
+    scenario = load_scenario(args.scenario, workers=args.workers)
     if args.seeds is not None:
         scenario = scenario.with_seeds(args.seeds)
+        check_resources(scenario, args.workers)
     out = Path(args.out) if args.out else Path("runs") / scenario.name
     result = run_scenario(
         scenario, out, workers=args.workers, backend=args.backend, force=args.force, progress=not args.quiet

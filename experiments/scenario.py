@@ -7,13 +7,23 @@ the seeds, the metrics window, the operating conditions of the learners (learnin
 cadence, feedback delay, train-then-freeze), optional guardrails (kept for vetting) and an
 optional sweep: a grid over world or agent parameters.
 
-Validation runs in two passes: the JSON Schema shipped with the package
-(``experiments/scenario.schema.json``) checks the structure, then semantic checks check
-preset names, world field ranges, agent names and parameters, and sweep targets. Every
-error is a :class:`ScenarioError` naming the file, the key path, what is allowed and what
-was found, e.g.::
+Loading checks everything a run would meet, before any task or run directory exists:
+
+1. the file (:func:`read_yaml`): at most 1 MiB of UTF-8, valid YAML, no duplicate or
+   non-string keys, aliases that expand to at most :data:`MAX_YAML_NODES` nodes;
+2. the structure, against the JSON Schema shipped with the package
+   (``experiments/scenario.schema.json``): keys, types, bounds, safe names and labels;
+3. the meaning: preset names, world field ranges at every world grid point, the
+   population against the sessions, conditions, sweep targets, guardrails, the task
+   count and the estimated memory against the memory available (:func:`check_resources`);
+4. the agents: names and parameters against the registry, then every agent variant
+   built on every world shape of the grid (:func:`check_agents_build`).
+
+Every error is a :class:`ScenarioError` naming the file, the key path, what is allowed
+and what was found, e.g.::
 
     scenarios/x.yaml: horizon.steps: must be an integer >= 1; found 0
+    scenarios/x.yaml: agents[1].params.alpha: linucb.alpha must be a number in [0.0, inf]; got -1
 
 Example::
 
@@ -33,6 +43,8 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -53,6 +65,36 @@ DEFAULT_WINDOW = 10
 """Steps per metrics window when the file gives none (capped at the horizon)."""
 
 _CONDITION_FIELDS = ("cadence", "retrain_every", "feedback_delay", "freeze_after")
+
+MAX_FILE_BYTES = 1 << 20
+"""Largest scenario file read (bytes); scenario files are a few hundred bytes."""
+
+MAX_YAML_NODES = 10_000
+"""Most YAML nodes a file may hold once aliases are expanded (the shipped files hold < 200)."""
+
+MAX_YAML_DEPTH = 32
+"""Deepest nesting of YAML collections (the shipped files nest 5 deep)."""
+
+MAX_NAME_CHARS = 64
+"""Longest scenario name or agent label (they become folder and file names)."""
+
+MAX_SEEDS = 10_000
+"""Most seeds one scenario runs (a count, or the length of the list)."""
+
+MAX_SEED = 2**63 - 1
+"""Largest seed: seeds are stored in int64 columns."""
+
+MAX_TASKS = 100_000
+"""Most tasks (world points x agent variants x seeds) one run may have."""
+
+TRAJECTORY_PEAK_FACTOR = 3
+"""Peak memory of a task over its stacked trajectory: while ``rollout`` stacks, the per-step
+arrays and the stacked copy coexist, then the metrics add temporaries (measured 2.1-2.3x
+on the default world at 256 x 200 and 1024 x 400 user-steps; 3 leaves a margin)."""
+
+WORKER_BASE_BYTES = 256 * 2**20
+"""Memory of one worker process before its task: Python, numpy, numba and the world's
+code (measured ~240 MB resident)."""
 
 
 class ScenarioError(ValueError):
@@ -294,10 +336,17 @@ class Scenario:
 
     # ----------------------------------------------------------------- (de)serialisation
     def with_seeds(self, seeds: int | Sequence[int]) -> Scenario:
-        """A copy with seeds ``0..n-1`` (an int) or the given list."""
+        """A copy with seeds ``0..n-1`` (an int) or the given list.
+
+        The copy's task count and memory are not re-checked: call :func:`check_resources`.
+        """
+        allowed = f"a count in [1, {MAX_SEEDS}] or at most {MAX_SEEDS} distinct integers in [0, {MAX_SEED}]"
+        if isinstance(seeds, int) and not 1 <= seeds <= MAX_SEEDS:
+            raise ScenarioError(self.source, "seeds", allowed, seeds)
         values = tuple(range(seeds)) if isinstance(seeds, int) else tuple(int(s) for s in seeds)
-        if not values or min(values) < 0 or len(set(values)) != len(values):
-            raise ScenarioError(self.source, "seeds", "a count >= 1 or distinct non-negative integers", seeds)
+        in_range = 0 < len(values) <= MAX_SEEDS and 0 <= min(values) <= max(values) <= MAX_SEED
+        if not in_range or len(set(values)) != len(values):
+            raise ScenarioError(self.source, "seeds", allowed, seeds)
         return _replace(self, seeds=values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -403,26 +452,218 @@ def shipped_scenarios() -> list[str]:
     return []
 
 
-def load_scenario(path: str | Path, *, check_agents: bool = True) -> Scenario:
+def load_scenario(path: str | Path, *, check_agents: bool = True, workers: int | None = None) -> Scenario:
     """Read and validate a scenario file.
+
+    Everything the run would build is checked here, before any task or run directory
+    exists: the file itself (see :func:`read_yaml`), the schema, every world grid point,
+    the task count and memory, and (``check_agents``) every agent variant built on every
+    world shape it meets.
 
     Args:
         path: a YAML file (or the name of a shipped scenario).
-        check_agents: also check agent names and parameters against the agent registry.
+        check_agents: also check agent names and parameters against the agent registry
+            and build every agent variant.
+        workers: worker processes the run will use (None: as the runner picks them); the
+            memory check multiplies one task's estimate by it.
 
     Raises:
         ScenarioError: naming the file, the key path, what is allowed and what was found.
     """
     file = find_scenario(path)
+    data = read_yaml(file)
+    return parse_scenario(data, source=str(file), check_agents=check_agents, workers=workers)
+
+
+# --------------------------------------------------------------------------- reading YAML safely
+
+
+def read_yaml(file: str | Path) -> Any:
+    """The data of a scenario file, read defensively.
+
+    Refused, each with a :class:`ScenarioError` naming the file: files over
+    :data:`MAX_FILE_BYTES`, bytes that are not UTF-8 (with the byte offset and line), YAML
+    syntax errors (with line and column), and whatever :class:`ScenarioLoader` refuses
+    (alias bombs, recursive aliases, nesting deeper than :data:`MAX_YAML_DEPTH`, duplicate
+    or non-string keys).
+    """
+    source = str(file)
+    text = _decode_utf8(_read_bounded(Path(file), source), source)
     try:
-        data = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as err:
-        raise ScenarioError(str(file), "", "valid YAML", detail=f"not valid YAML: {err}") from None
-    return parse_scenario(data, source=str(file), check_agents=check_agents)
+        loader = ScenarioLoader(text, source)  # checks the characters first
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as err:
+        raise ScenarioError(source, "", "valid YAML", detail=_yaml_error_text(err)) from None
+    except yaml.reader.ReaderError as err:
+        raise ScenarioError(source, "", "valid YAML", detail=_reader_error_text(err, text)) from None
 
 
-def parse_scenario(data: Any, *, source: str = "<dict>", check_agents: bool = True) -> Scenario:
-    """Validate a scenario given as a plain dict (what the YAML file holds)."""
+def _read_bounded(file: Path, source: str) -> bytes:
+    """The file's bytes; refuses files over :data:`MAX_FILE_BYTES` (without reading them whole)."""
+    try:
+        with file.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as err:
+        raise ScenarioError(source, "", "a readable file", detail=f"cannot be read: {err}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        allowed = f"at most {MAX_FILE_BYTES} bytes"
+        raise ScenarioError(
+            source, "", allowed, detail=f"the file is larger than {MAX_FILE_BYTES} bytes; allowed: {allowed}"
+        )
+    return raw
+
+
+def _decode_utf8(raw: bytes, source: str) -> str:
+    """``raw`` as text; bytes that are not UTF-8 are refused with their offset and line."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        bad = " ".join(f"0x{byte:02x}" for byte in raw[err.start : err.end])
+        raise ScenarioError(
+            source,
+            "",
+            "UTF-8 text",
+            detail=f"not UTF-8 text: {bad} at byte offset {err.start} (line {line}): {err.reason}; "
+            "allowed: UTF-8 encoded YAML",
+        ) from None
+
+
+def _yaml_error_text(err: yaml.MarkedYAMLError) -> str:
+    """``not valid YAML at line L, column C: problem (context)`` (1-based line and column)."""
+    mark = err.problem_mark or err.context_mark
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    if err.context and err.problem.startswith("but "):  # "expected a single document ..., but found another"
+        return f"not valid YAML{where}: {err.context}, {err.problem}"
+    context = f" ({err.context})" if err.context else ""
+    return f"not valid YAML{where}: {err.problem}{context}"
+
+
+def _reader_error_text(err: yaml.reader.ReaderError, text: str) -> str:
+    """``not valid YAML at line L, column C: unacceptable character #x0007 (...)``."""
+    line = text.count("\n", 0, err.position) + 1
+    column = err.position - (text.rfind("\n", 0, err.position) + 1) + 1
+    what = f"unacceptable character #x{err.character:04x} ({err.reason})"
+    return f"not valid YAML at line {line}, column {column}: {what}"
+
+
+def _line(node: yaml.Node) -> str:
+    """``line L, column C`` of a node's start (1-based)."""
+    return f"line {node.start_mark.line + 1}, column {node.start_mark.column + 1}"
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class ScenarioLoader(yaml.SafeLoader):
+    """A :class:`yaml.SafeLoader` that refuses, while composing the node graph (before any
+    Python object is built):
+
+    * documents whose alias expansion exceeds :data:`MAX_YAML_NODES` nodes: every node
+      counts as often as aliases make it appear, which is the size of the data the rest
+      of the loader walks (a 600-byte "billion laughs" file expands to 10^9 nodes and is
+      refused after composing a few dozen). Aliases themselves are allowed: sharing a
+      parameter block with ``&anchor`` / ``*anchor`` or ``<<:`` is legitimate YAML;
+    * recursive aliases (a node that contains an alias to itself);
+    * nesting deeper than :data:`MAX_YAML_DEPTH`;
+    * a key given twice in one mapping, and keys that are not strings (``1:``, ``on:``).
+
+    Each refusal is a :class:`ScenarioError` naming the file, the key path and the line.
+    """
+
+    def __init__(self, stream: str, source: str) -> None:
+        super().__init__(stream)
+        self.source = source
+        self._expanded: dict[int, int] = {}  # id(node) -> nodes in its alias expansion, itself included
+        self._path: list[Any] = []  # the compose_node index of every open node (None, int or key node)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        is_alias = isinstance(event, yaml.AliasEvent)
+        if len(self._path) >= MAX_YAML_DEPTH:
+            line = event.start_mark.line + 1
+            self._refuse(index, f"nesting deeper than {MAX_YAML_DEPTH} levels at line {line}", "fewer levels")
+        self._path.append(index)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._path.pop()
+        if is_alias:
+            if id(node) not in self._expanded:
+                self._refuse(
+                    index,
+                    f"alias *{event.anchor} at line {event.start_mark.line + 1} refers to a node that contains it",
+                    "aliases to nodes that are complete where the alias stands (no recursive structures)",
+                )
+            return node
+        size = 1 + sum(self._expanded[id(child)] for child in _child_nodes(node))
+        if size > MAX_YAML_NODES:
+            self._refuse(
+                index,
+                f"YAML aliases expand the node at line {node.start_mark.line + 1} to {size} nodes",
+                f"at most {MAX_YAML_NODES} nodes once aliases are expanded",
+            )
+        self._expanded[id(node)] = size
+        return node
+
+    def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:
+        node = super().compose_mapping_node(anchor)
+        first: dict[str, yaml.Node] = {}
+        for key, _ in node.value:
+            if key.tag == _MERGE_TAG:
+                continue
+            if not isinstance(key, yaml.ScalarNode) or key.tag != _STR_TAG:
+                shown = key.value if isinstance(key, yaml.ScalarNode) else f"<{type(key).__name__}>"
+                self._refuse(
+                    None,
+                    f"key {shown!r} at {_line(key)} is not a string (YAML reads it as {key.tag.rsplit(':', 1)[-1]})",
+                    f"string keys (quote it: '{shown}')",
+                )
+            if key.value in first:
+                self._refuse(
+                    key,
+                    f"duplicate key {key.value!r} at {_line(key)} (first at {_line(first[key.value])})",
+                    "each key once per mapping",
+                )
+            first[key.value] = key
+        return node
+
+    def _refuse(self, index: Any, what: str, allowed: str) -> None:
+        """Raise a ScenarioError at the key path of the open nodes (plus ``index``)."""
+        parts = [*self._path, index]
+        names = [p.value if isinstance(p, yaml.ScalarNode) else p for p in parts if p is not None]
+        raise ScenarioError(self.source, _format_path(names), allowed, detail=f"{what}; allowed: {allowed}")
+
+
+def _child_nodes(node: yaml.Node) -> list[yaml.Node]:
+    """The direct children of a composed node (keys and values of a mapping)."""
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def parse_scenario(
+    data: Any, *, source: str = "<dict>", check_agents: bool = True, workers: int | None = None
+) -> Scenario:
+    """Validate a scenario given as a plain dict (what the YAML file holds).
+
+    Args:
+        data: the file's data.
+        source: the file name errors name.
+        check_agents: check agent names and parameters against the registry and build
+            every agent variant on every world shape (:func:`check_agents_build`).
+        workers: worker processes the run will use (None: as the runner picks them), for
+            the memory check (:func:`check_resources`).
+    """
     _check_schema(data, source)
     data = _integers(data)
     world = data.get("world", {})
@@ -454,9 +695,13 @@ def parse_scenario(data: Any, *, source: str = "<dict>", check_agents: bool = Tr
     _check_world(scenario)
     _check_numbers(scenario)
     _check_sweep(scenario)
+    _check_task_count(scenario)
+    _check_world_points(scenario)
     _check_guardrails(scenario)
+    check_resources(scenario, workers)
     if check_agents:
         check_agent_names(scenario)
+        check_agents_build(scenario)
     return scenario
 
 
@@ -487,7 +732,7 @@ def _parse_agents(items: list[dict[str, Any]], source: str) -> tuple[AgentEntry,
         label = item.get("label", item["name"])
         if "label" not in item and not _label_ok(label):
             raise ScenarioError(
-                source, f"agents[{i}].label", "a label matching ^[A-Za-z0-9_-]+$ (the name is not)", label
+                source, f"agents[{i}].label", "1-64 characters matching [A-Za-z0-9_-] (the name is not)", label
             )
         if label in {e.label for e in entries}:
             raise ScenarioError(
@@ -498,16 +743,52 @@ def _parse_agents(items: list[dict[str, Any]], source: str) -> tuple[AgentEntry,
 
 
 def _label_ok(label: str) -> bool:
-    return bool(label) and all(ch.isalnum() or ch in "_-" for ch in label)
+    return 0 < len(label) <= MAX_NAME_CHARS and all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in label)
 
 
 def _check_world(scenario: Scenario) -> None:
+    """The world before sweeps: the preset, the file's overrides and the horizon's population."""
     try:
-        scenario.world_config()
+        config = scenario.world_config()
     except ConfigError as err:
-        raise ScenarioError(
-            scenario.source, "world.overrides", "fields and values the world accepts", detail=str(err)
-        ) from None
+        from_horizon = scenario.horizon.population is not None and "population_size" in str(err)
+        where = "horizon.population" if from_horizon else "world.overrides"
+        raise ScenarioError(scenario.source, where, "fields and values the world accepts", detail=str(err)) from None
+    _check_population(scenario, config, {})
+
+
+def _check_world_points(scenario: Scenario) -> None:
+    """Every world grid point (each axis value passed alone in :func:`_check_sweep`; here
+    their combinations) gives a world the simulator accepts, with room for every session."""
+    for point in scenario.world_points() if scenario.world_axes else []:
+        try:
+            config = scenario.world_config(point)
+        except ConfigError as err:
+            raise ScenarioError(
+                scenario.source,
+                "sweep",
+                "grid points the world accepts",
+                detail=f"the grid point {_point_text(point)} gives a world the simulator refuses: {err}",
+            ) from None
+        _check_population(scenario, config, point)
+
+
+def _check_population(scenario: Scenario, config: WorldConfig, point: Mapping[str, Any]) -> None:
+    """The population (if set) holds at least the ``horizon.users`` concurrent sessions."""
+    size, users = config.users.population_size, scenario.horizon.users
+    if size is None or size >= users:
+        return
+    if "users.population_size" in point:
+        where = "sweep.world.users.population_size"
+    elif scenario.horizon.population is not None:
+        where = "horizon.population"
+    else:
+        where = "world.overrides.users.population_size"
+    raise ScenarioError(scenario.source, where, f"null or an integer >= horizon.users ({users})", size)
+
+
+def _point_text(point: Mapping[str, Any]) -> str:
+    return "{" + ", ".join(f"{key}: {value!r}" for key, value in point.items()) + "}"
 
 
 def _check_numbers(scenario: Scenario) -> None:
@@ -577,6 +858,8 @@ def _check_guardrails(scenario: Scenario) -> None:
     for i, guard in enumerate(scenario.guardrails):
         if guard.metric not in known:
             raise ScenarioError(scenario.source, f"guardrails[{i}].metric", f"a metric name {known}", guard.metric)
+        if not math.isfinite(guard.threshold):
+            raise ScenarioError(scenario.source, f"guardrails[{i}].threshold", "a finite number", guard.threshold)
         if guard.agent is not None and guard.agent not in labels:
             raise ScenarioError(scenario.source, f"guardrails[{i}].agent", f"one of {labels}", guard.agent)
 
@@ -606,6 +889,236 @@ def check_agent_names(scenario: Scenario) -> None:
                 raise ScenarioError(
                     scenario.source, f"sweep.{axis.path}", f"a parameter of {entry.name!r}: {sorted(allowed)}", axis.key
                 )
+
+
+def check_agents_build(scenario: Scenario) -> None:
+    """Build every agent variant on every distinct world shape of the grid, as the runner
+    will (``make_agent(name, WorldSpec.from_config(world), **params)``), so a parameter the
+    agent refuses fails here rather than in a worker after other tasks ran.
+
+    Agents depend on the world only through its :class:`~simenv.WorldSpec`, so one build
+    per (shape, agent variant) covers every world point and seed. A failure is a
+    :class:`ScenarioError` at the parameter to blame (``agents[1].params.alpha`` or
+    ``sweep.agents.<label>.<param>``), or at ``agents[i]`` when the agent refuses the world
+    itself. Agents that train also need a population that holds their training sessions.
+    """
+    shapes = _world_shapes(scenario)
+    population = _smallest_population(scenario)
+    for i, entry in enumerate(scenario.agents):
+        for variant in scenario.agent_variants(entry.label):
+            params = {**thaw(entry.params), **variant}
+            for spec, point in shapes.items():
+                agent = _build_agent(scenario, i, spec, params, variant, point)
+                _check_training_sessions(scenario, i, agent, population)
+
+
+def _world_shapes(scenario: Scenario) -> dict[Any, dict[str, Any]]:
+    """Each distinct WorldSpec of the world grid, with the first grid point that gives it."""
+    from simenv import WorldSpec
+
+    shapes: dict[Any, dict[str, Any]] = {}
+    for point in scenario.world_points():
+        shapes.setdefault(WorldSpec.from_config(scenario.world_config(point)), point)
+    return shapes
+
+
+def _build_agent(
+    scenario: Scenario, index: int, spec: Any, params: dict[str, Any], variant: Mapping[str, Any], point: dict
+) -> Any:
+    """The built agent, or a ScenarioError at the parameter whose addition breaks the build."""
+    from agents.registry import make_agent
+
+    entry = scenario.agents[index]
+    try:
+        return make_agent(entry.name, spec, **params)
+    except Exception as err:
+        key, cause = _blame(entry.name, spec, params, err)
+    at = f" (at the world grid point {_point_text(point)})" if point else ""
+    reason = str(cause) if isinstance(cause, ValueError) else f"{type(cause).__name__}: {cause}"
+    if key is None:
+        raise ScenarioError(
+            scenario.source,
+            f"agents[{index}]",
+            "an agent that can be built for this world",
+            detail=f"agent {entry.name!r} cannot be built for this world{at}: {reason}",
+        ) from cause
+    where = f"sweep.agents.{entry.label}.{key}" if key in variant else f"agents[{index}].params.{key}"
+    value = params[key]
+    found = "" if repr(value) in reason else f"; found {value!r}"  # agents' messages end "; got <value>"
+    raise ScenarioError(scenario.source, where, "a value the agent accepts", detail=f"{reason}{at}{found}") from cause
+
+
+def _blame(name: str, spec: Any, params: Mapping[str, Any], error: Exception) -> tuple[str | None, Exception]:
+    """The first parameter (in file order, then swept ones) whose addition makes the build
+    fail, with that build's error; ``(None, error)`` when the agent fails with its defaults."""
+    from agents.registry import make_agent
+
+    chosen: dict[str, Any] = {}
+    for key in [None, *params]:
+        if key is not None:
+            chosen[key] = params[key]
+        try:
+            make_agent(name, spec, **chosen)
+        except Exception as err:
+            return key, err
+    return None, error  # pragma: no cover - the full build failed but every prefix built
+
+
+def _smallest_population(scenario: Scenario) -> int | None:
+    """The smallest population the grid sets (None: every world has one user per session)."""
+    sizes = [scenario.world_config(point).users.population_size for point in scenario.world_points()]
+    return min((size for size in sizes if size is not None), default=None)
+
+
+def _check_training_sessions(scenario: Scenario, index: int, agent: Any, population: int | None) -> None:
+    """An agent that trains needs the population (the smallest of the grid, None: unset)
+    to hold its concurrent training sessions (``training.users``, else its ``n_envs``)."""
+    entry = scenario.agents[index]
+    if population is None or not hasattr(agent, "train") or scenario.training_steps(entry) <= 0:
+        return
+    sessions = scenario.training.users or agent.params.get("n_envs")
+    if sessions is not None and sessions > population:
+        where = "training.users" if scenario.training.users else f"agents[{index}].params.n_envs"
+        raise ScenarioError(
+            scenario.source, where, f"at most the population ({population}) concurrent training sessions", sessions
+        )
+
+
+# --------------------------------------------------------------------------- resources
+
+
+def task_count(scenario: Scenario) -> int:
+    """Tasks of the run: world grid points x agent variants x seeds (no grid is expanded)."""
+    points = math.prod(len(axis.values) for axis in scenario.world_axes)
+    variants = sum(math.prod(len(axis.values) for axis in scenario.agent_axes(a.label)) for a in scenario.agents)
+    return points * variants * len(scenario.seeds)
+
+
+def _check_task_count(scenario: Scenario) -> None:
+    count = task_count(scenario)
+    if count > MAX_TASKS:
+        raise ScenarioError(
+            scenario.source,
+            "sweep" if scenario.sweep else "seeds",
+            f"at most {MAX_TASKS} tasks",
+            detail=f"the run has {count} tasks (world points x agent variants x seeds); allowed: at most {MAX_TASKS}",
+        )
+
+
+def check_resources(scenario: Scenario, workers: int | None = None) -> None:
+    """The task count is bounded and the run's estimated memory fits in the memory
+    available now (:func:`run_memory_bytes`; skipped where it cannot be read).
+
+    Args:
+        scenario: a parsed scenario.
+        workers: worker processes the run will use (None: the runner's default, one per
+            core and at most one per task).
+
+    Raises:
+        ScenarioError: too many tasks, or the estimate (given with the limit) exceeds it.
+    """
+    _check_task_count(scenario)
+    n_workers = _workers(scenario, workers)
+    available = available_memory_bytes()
+    if available is None:
+        return
+    per_task = max(task_memory_bytes(scenario, point) for point in scenario.world_points())
+    need = n_workers * (per_task + WORKER_BASE_BYTES)
+    if need > available:
+        h = scenario.horizon
+        raise ScenarioError(
+            scenario.source,
+            "horizon",
+            "an estimated memory within the memory available",
+            detail=f"the run needs an estimated {_bytes_text(need)} ({n_workers} worker(s) x "
+            f"({_bytes_text(per_task)} per task for {h.users} users x {h.steps} steps + "
+            f"{_bytes_text(WORKER_BASE_BYTES)} per worker)) but {_bytes_text(available)} is available; "
+            "allowed: at most the available memory (lower horizon.users or horizon.steps, or use fewer workers)",
+        )
+
+
+def _workers(scenario: Scenario, workers: int | None) -> int:
+    """Workers that hold a task at once (as ``experiments.runner.default_workers`` picks them)."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ScenarioError(scenario.source, "workers", "an integer >= 1", workers)
+    return max(1, min(workers or os.cpu_count() or 1, task_count(scenario)))
+
+
+def task_memory_bytes(scenario: Scenario, point: Mapping[str, Any] | None = None) -> int:
+    """Estimated peak memory (bytes) of one task at a world grid point: the trajectory
+    (:func:`user_step_bytes` per user-step, times :data:`TRAJECTORY_PEAK_FACTOR`) plus the
+    world's state (population and catalog); the worker's own :data:`WORKER_BASE_BYTES`
+    are not included."""
+    from simenv import WorldSpec
+
+    config = scenario.world_config(point)
+    spec = WorldSpec.from_config(config)
+    h = scenario.horizon
+    trajectory = h.users * h.steps * user_step_bytes(spec) * TRAJECTORY_PEAK_FACTOR
+    return trajectory + _world_state_bytes(config, spec, h.users)
+
+
+def user_step_bytes(spec: Any) -> int:
+    """Bytes ``agents.rollout.rollout`` records per user-step for a world of shape ``spec``
+    (the oracle's keys included): the per-user-step width of each (T, B, ...) record times
+    its item size, summed (:data:`RECORD_LAYOUT`)."""
+    widths = {
+        "1": 1,
+        "k": spec.slate_size,
+        "k+1": spec.slate_size + 1,
+        "d": spec.embedding_dim,
+        "F_u": spec.user_dim,
+    }
+    return sum(itemsize * widths[width] for itemsize, width in RECORD_LAYOUT.values())
+
+
+RECORD_LAYOUT: dict[str, tuple[int, str]] = {
+    **{key: (8, "k") for key in ("slate", "propensity", "predicted", "slate_items", "slate_topics")},
+    "expected_item_reward": (8, "k"),
+    "choice_probs": (8, "k+1"),
+    "interest": (4, "d"),
+    "user_features": (4, "F_u"),
+    **{key: (8, "1") for key in ("user_id", "click", "expected_reward", "oracle_expected_reward", "consumed_topic")},
+    **{key: (4, "1") for key in ("reward", "engagement", "satisfaction", "ild", "engaged_share", "preference_shift")},
+    **{key: (1, "1") for key in ("explored", "terminated", "truncated", "churned")},
+    "consumed_topic_rank": (2, "1"),
+}
+"""Per record of a :class:`agents.rollout.Trajectory`: (item size in bytes, width per
+user-step: ``1``, ``k`` slate size, ``k+1`` slate plus no-click, ``d`` embedding dim or
+``F_u`` user features). ``tests/test_scenario_safety.py`` holds it to a real rollout."""
+
+
+def _world_state_bytes(config: WorldConfig, spec: Any, users: int) -> int:
+    """The world's arrays: per user of the population (float32 interests, initial
+    interests, satiation, topic history, observed features, satisfaction; int64 id and
+    return-queue slot) and per catalog item (float64 features plus bookkeeping)."""
+    population = config.users.population_size or users
+    d, k = spec.embedding_dim, spec.n_topics
+    per_user = 4 * (2 * d + 2 * k + config.users.observed_dims + 1) + 16
+    per_item = 8 * (spec.item_dim + 4)
+    return population * per_user + config.catalog.n_items * per_item
+
+
+def available_memory_bytes() -> int | None:
+    """Memory available to new processes now (bytes): ``psutil.virtual_memory().available``,
+    else free physical pages from ``os.sysconf``; None where neither can be read."""
+    try:
+        import psutil
+    except ImportError:
+        try:
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            return None
+    return int(psutil.virtual_memory().available)
+
+
+def _bytes_text(n: float) -> str:
+    """``n`` bytes as ``"1.5 GiB"``."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+    step = 0
+    while n >= 1024 and step < len(units) - 1:
+        n, step = n / 1024, step + 1
+    return f"{n:.1f} {units[step]}"
 
 
 # --------------------------------------------------------------------------- schema errors
@@ -654,6 +1167,8 @@ def _schema_error(error: Any, source: str) -> ScenarioError:
         )
     if kind == "type":
         return ScenarioError(source, _format_path(path), _type_text(error.validator_value), found)
+    if kind in ("pattern", "minLength", "maxLength") and "x-allowed" in spec:
+        return ScenarioError(source, _format_path(path), spec["x-allowed"], found)
     allowed = {
         "enum": lambda v: f"one of {v}",
         "const": lambda v: f"{v!r}",
@@ -661,6 +1176,9 @@ def _schema_error(error: Any, source: str) -> ScenarioError:
         "maximum": lambda v: f"{_type_text(spec.get('type', 'number'))} <= {v}",
         "pattern": lambda v: f"a string matching {v}",
         "minItems": lambda v: f"a list of at least {v} item(s)",
+        "maxItems": lambda v: f"a list of at most {v} items",
+        "minLength": lambda v: f"a string of at least {v} character(s)",
+        "maxLength": lambda v: f"a string of at most {v} characters",
         "uniqueItems": lambda v: "a list without repeated items",
         "oneOf": lambda v: spec.get("description", "one of the allowed forms"),
     }
