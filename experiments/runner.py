@@ -609,9 +609,13 @@ class RunLock:
             raise OSError(err.errno, err.strerror or str(err), str(self.path)) from err
         self._fd = fd
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": _now()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(holder).encode(), 0)
+            os.fsync(fd)
+        except OSError as err:
+            self.__exit__()
+            raise OSError(err.errno, err.strerror or str(err), str(self.path)) from err
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -882,15 +886,19 @@ class _WorkerPool:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")
-        with _thread_env(), _sigint_ignored():
-            for _ in range(self.n):
-                mine, theirs = context.Pipe()
-                process = context.Process(
-                    target=_worker_main, args=(theirs, os.getpid(), self.out_dir, self.owner), daemon=True
-                )
-                process.start()
-                theirs.close()
-                self.workers.append((process, mine))
+        try:
+            with _thread_env(), _sigint_ignored():
+                for _ in range(self.n):
+                    mine, theirs = context.Pipe()
+                    process = context.Process(
+                        target=_worker_main, args=(theirs, os.getpid(), self.out_dir, self.owner), daemon=True
+                    )
+                    process.start()
+                    theirs.close()
+                    self.workers.append((process, mine))
+        except BaseException as err:
+            self.__exit__(type(err))  # stop the workers already started
+            raise
         return self
 
     def run(self, tasks: Sequence[Task]) -> Iterator[dict[str, Any]]:
@@ -1178,6 +1186,8 @@ def run_scenario(
     n_workers = workers or default_workers(len(tasks))
     if n_workers < 1:
         raise RunError(f"workers must be >= 1; got {n_workers}")
+    if not force:
+        _refuse_foreign(out)  # before the lock file is made in someone else's directory
     out.mkdir(parents=True, exist_ok=True)
     owner = os.getpid()
     with RunLock(out):
@@ -1253,9 +1263,18 @@ def _open_run_dir(out: Path, manifest: Mapping[str, Any], force: bool) -> dict[s
         old = read_manifest(manifest_path)
         check_resumable(out, old, manifest)
         return old
-    if any(p.name != LOCK for p in out.iterdir()):
-        raise RunError(f"{out} is not empty and holds no BubbleGym manifest; choose another --out or pass --force")
+    _refuse_foreign(out)
     return None
+
+
+def _refuse_foreign(out: Path) -> None:
+    """Refuse a directory holding files but no manifest (someone else's files).
+
+    Raises:
+        RunError: naming the directory.
+    """
+    if out.is_dir() and not (out / MANIFEST).exists() and any(p.name != LOCK for p in out.iterdir()):
+        raise RunError(f"{out} is not empty and holds no BubbleGym manifest; choose another --out or pass --force")
 
 
 def _clear(out: Path) -> None:
