@@ -8,6 +8,8 @@ also get ``obs["candidate_utility"]`` (B, C) and ``obs["best_slate"]`` (B, k); n
 * :meth:`Agent.act` returns a :class:`Decision`: the slates, the probability with which
   each served item was chosen at its slot, and whether each decision explored.
 * :meth:`Agent.update` learns from the :class:`Feedback` of that decision.
+* Agents that learn from their own simulated experience before serving (the deep-RL
+  agents) also implement :class:`Trainable`.
 
 Scoring is separate from sampling: most agents implement :meth:`Agent.scores` and use
 one of the slate samplers in :mod:`agents.slates`.
@@ -20,7 +22,7 @@ import pickle
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -189,3 +191,28 @@ class Agent(ABC):
         if not isinstance(agent, cls):
             raise TypeError(f"{path} holds a {type(agent).__name__}, not a {cls.__name__}")
         return agent
+
+
+@runtime_checkable
+class Trainable(Protocol):
+    """An agent that trains on a world of its own before it serves (the deep-RL agents).
+
+    The runner calls ``agent.train(env_or_config, total_timesteps=n, seed=s)`` on a
+    separately seeded world before the evaluated rollout. ``isinstance(agent, Trainable)``
+    checks that the method exists (not its signature).
+    """
+
+    def train(self, env_or_config: Any, total_timesteps: int, seed: int) -> Any:
+        """Learn for ``total_timesteps`` user-steps (summed over the world's B sessions).
+
+        Args:
+            env_or_config: a :class:`simenv.RecVectorEnv` (its sessions are used as they
+                are) or a :class:`simenv.WorldConfig` (the agent builds its own sessions).
+                Its shape matches the agent's spec.
+            total_timesteps: user-steps to learn from, >= 1.
+            seed: an integer in [0, 2**31) that fixes the training (same seed, same model).
+
+        Returns:
+            Anything (the SB3 agents return ``self``); the runner ignores it.
+        """
+        ...

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -75,9 +78,13 @@ def _run(args: argparse.Namespace) -> int:
     print(f"\n{scenario.name}: {done} in {result.seconds:.1f} s -> {out}")
     print(run_summary_text(load_run(out)))
     print(f"\nmean ± 95% CI half-width over {len(scenario.seeds)} seed(s)")
-    if not args.no_report:
+    if args.no_report:
+        return 0
+    if result.changed or not (out / "report.html").exists():
         files = write_report(out, baseline=args.baseline)
         print(f"report: {files.html} ({len(files.figures)} figures; Markdown: {files.markdown})")
+    else:
+        print(f"report unchanged: {out / 'report.html'} (the run was complete; `bubblegym report {out}` rewrites it)")
     return 0
 
 
@@ -155,10 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=_positive_int, help="use seeds 0..N-1 instead of the scenario's")
     run.add_argument("--workers", type=_positive_int, help="parallel workers (default: cores, at most one per task)")
     run.add_argument("--backend", choices=["local", "ray"], default="local", help="local processes or Ray")
-    run.add_argument("--force", action="store_true", help="replace another scenario's results in --out")
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the results in --out of another scenario or setup (code, versions)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--baseline", default="random", help="agent label (or arm) the report pairs differences against")
-    run.add_argument("--no-report", action="store_true", help="skip the figures and report (bubblegym report later)")
+    run.add_argument(
+        "--no-report",
+        action="store_true",
+        help="skip the figures and report (bubblegym report later); a complete run keeps its report",
+    )
     run.set_defaults(func=_run)
 
     rep = sub.add_parser("report", help="figures, report.md and a self-contained report.html of a run")
@@ -187,17 +202,58 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class _Stopped:
+    """Which signal interrupted the command (SIGINT unless the SIGTERM handler ran)."""
+
+    signal = signal.SIGINT
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM stops the command like Ctrl-C: the runner stops its workers and releases its lock."""
+    _Stopped.signal = signal.Signals(signum)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While the command runs, SIGTERM raises KeyboardInterrupt (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _Stopped.signal = signal.SIGINT
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; exit codes: 0 done, 2 an error (one line on stderr), 128 + the signal
+    number when stopped by Ctrl-C (130) or SIGTERM (143)."""
     from agents.registry import AgentError
-    from experiments.runner import RunError
+    from experiments.runner import RunError, describe_os_error
     from experiments.scenario import ScenarioError
     from simenv.config import ConfigError
 
     args = build_parser().parse_args(argv)
+    prefix = f"bubblegym {args.command}:"
     try:
-        return int(args.func(args))
+        with _sigterm_interrupts():
+            return int(args.func(args))
+    except KeyboardInterrupt:
+        stopped = _Stopped.signal
+        kept = "; finished tasks are kept: rerun the same command to resume" if args.command == "run" else ""
+        print(f"{prefix} interrupted by {stopped.name}{kept}", file=sys.stderr)
+        return 128 + int(stopped)
     except (ScenarioError, RunError, ConfigError, AgentError) as err:
-        print(f"bubblegym {args.command}: {err}", file=sys.stderr)
+        print(f"{prefix} {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"{prefix} {describe_os_error(err)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"{prefix} out of memory (MemoryError)", file=sys.stderr)
         return 2
 
 
