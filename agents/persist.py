@@ -194,7 +194,7 @@ def _read_header(path: Path, archive: zipfile.ZipFile) -> dict[str, Any]:
     errors = sorted(jsonschema.Draft202012Validator(HEADER_SCHEMA).iter_errors(header), key=lambda e: e.path)
     if errors:
         where = "/".join(map(str, errors[0].absolute_path)) or "(top level)"
-        raise ModelFileError(f"{path}: {HEADER} at {where}: {errors[0].message}")
+        raise ModelFileError(f"{path}: {HEADER} at {where}: {errors[0].message}; got {errors[0].instance!r:.80}")
     members = {f"{_ARRAY_DIR}{key}.npy" for key in header["arrays"]}
     extra = sorted(set(names) - members - {HEADER})
     if extra:
@@ -252,7 +252,8 @@ def import_fields(owner: Any, state: dict[str, Any], fields: tuple[str, ...], gr
     """
     missing, extra = sorted(set(fields) - set(state)), sorted(set(state) - set(fields))
     if missing or extra:
-        raise ModelFileError(f"state fields: want {sorted(fields)}; missing {missing}, unexpected {extra}")
+        seen = ", ".join(f"{what} {names}" for what, names in (("missing", missing), ("unexpected", extra)) if names)
+        raise ModelFileError(f"state fields: want {sorted(fields)}; {seen}")
     for field in fields:
         current, value = _get(owner, field), state[field]
         if isinstance(current, np.random.Generator):

@@ -165,7 +165,8 @@ _FLAG_ALIASES = {"-q": "--quadratic", "-b": "--bit_precision", "-l": "--learning
 
 
 def check_vw_flags(text: str, where: str) -> list[str]:
-    """The tokens of the VW flags ``text`` if every one is allowed (:data:`VW_FLAGS`).
+    """The tokens of the VW flags ``text`` (``--flag=value`` split in two) if every one is
+    allowed (:data:`VW_FLAGS`).
 
     Each token must be an allowed flag (long form, ``--flag=value``, or ``-q``/``-b``/``-l``)
     followed by exactly the value it takes, of the right kind; a bare value is refused too
@@ -188,7 +189,7 @@ def check_vw_flags(text: str, where: str) -> list[str]:
         if kind == _SWITCH:
             if eq:
                 raise ValueError(f"{where}: {name} takes no value; got {attached!r}")
-            out.append(flag)
+            out.append(name)
             i += 1
             continue
         value = attached if eq else (tokens[i + 1] if i + 1 < len(tokens) else None)
@@ -197,7 +198,7 @@ def check_vw_flags(text: str, where: str) -> list[str]:
         if not ok:
             want = f"one of {list(kind)}" if isinstance(kind, tuple) else kind
             raise ValueError(f"{where}: {name} takes {want}; got {value!r}")
-        out += [flag, value]
+        out += [name, value]
     return out
 
 
