@@ -141,7 +141,7 @@ class Agent(ABC):
                 another format version, an agent that is not a ``cls``, another spec, a
                 refused parameter or a state of the wrong shape.
         """
-        from agents.registry import AgentError, agent_class, agent_parameters, make_agent
+        from agents.registry import AgentError, agent_class
 
         record = read_agent(path)
         if spec is not None and record.spec != spec:
@@ -152,17 +152,27 @@ class Agent(ABC):
             raise ModelFileError(f"{path}: {err}") from None
         if not issubclass(klass, cls):
             raise ModelFileError(f"{path} holds a {record.agent!r} agent ({klass.__name__}); expected a {cls.__name__}")
-        accepted = agent_parameters(record.agent)
-        try:
-            agent = make_agent(record.agent, record.spec, **{k: v for k, v in record.params.items() if k in accepted})
-        except (AgentError, ValueError, TypeError) as err:
-            raise ModelFileError(f"{path}: the saved parameters of {record.agent!r} are refused: {err}") from None
-        rebuilt = json_value(agent._params, f"{record.agent}.params")
-        if rebuilt != record.params:
-            diff = sorted(k for k in set(rebuilt) | set(record.params) if rebuilt.get(k) != record.params.get(k))
-            raise ModelFileError(f"{path}: {record.agent!r} does not accept the saved parameters {diff}")
+        agent = _rebuild(path, record)
         try:
             agent.set_state(record.state)
         except (ValueError, TypeError, KeyError, RuntimeError) as err:
             raise ModelFileError(f"{path}: the state of {record.agent!r} does not fit: {err}") from None
         return agent
+
+
+def _rebuild(path: str | Path, record: AgentRecord) -> Agent:
+    """A fresh agent of ``record``'s name, spec and parameters, built through the registry
+    (which validates every parameter); :class:`ModelFileError` naming ``path`` if refused or
+    if the agent does not report exactly the saved parameters."""
+    from agents.registry import AgentError, agent_parameters, make_agent
+
+    accepted = agent_parameters(record.agent)
+    try:
+        agent = make_agent(record.agent, record.spec, **{k: v for k, v in record.params.items() if k in accepted})
+    except (AgentError, ValueError, TypeError) as err:
+        raise ModelFileError(f"{path}: the saved parameters of {record.agent!r} are refused: {err}") from None
+    rebuilt = json_value(agent._params, f"{record.agent}.params")
+    if rebuilt != record.params:
+        diff = sorted(k for k in set(rebuilt) | set(record.params) if rebuilt.get(k) != record.params.get(k))
+        raise ModelFileError(f"{path}: {record.agent!r} does not accept the saved parameters {diff}")
+    return agent

@@ -478,8 +478,9 @@ class SB3Agent(Agent):
         return self.model
 
     def _attach(self, vec: SB3RecVecEnv, tensorboard_log: str | None) -> None:
-        """Give a trained model a new environment (reloading it if the number of envs or
-        the observation bounds differ; the network shapes must match)."""
+        """Give a trained model a new environment (if the number of envs or the observation
+        bounds differ: a new model on it, given the old one's weights, optimizer state and
+        counters; the network shapes must match)."""
         model = self.ensure_model()
         model.tensorboard_log = tensorboard_log
         if model.n_envs == vec.num_envs and model.observation_space == vec.observation_space:

@@ -25,7 +25,7 @@ import dataclasses
 import json
 import os
 import re
-import tempfile
+import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,18 +116,25 @@ def write_agent(path: str | Path, record: AgentRecord) -> None:
         "state": json_value(scalars, f"{record.agent} state"),
         "arrays": sorted(arrays),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    for key, value in arrays.items():
+        if value.dtype.hasobject:
+            raise ModelFileError(f"cannot save {record.agent}: state array {key!r} holds Python objects")
+    _write_archive(path, header, arrays)
+
+
+def _write_archive(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """The zip of ``header`` and ``arrays`` at ``path``, written to a sibling file first and
+    renamed into place (a crash leaves no partial file under ``path``)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as archive:
+        with open(tmp, "xb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as archive:
             archive.writestr(HEADER, json.dumps(header, indent=2))
             for key, value in sorted(arrays.items()):
-                if value.dtype.hasobject:
-                    raise ModelFileError(f"cannot save {record.agent}: state array {key!r} holds Python objects")
                 with archive.open(f"{_ARRAY_DIR}{key}.npy", "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, np.ascontiguousarray(value), allow_pickle=False)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
