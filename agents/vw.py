@@ -249,7 +249,7 @@ def vw_model_flags(model: bytes) -> list[str]:
             raise ValueError(f"the VW model's {what} is not ASCII text: {raw[:40]!r}") from None
 
     version = text("version")
-    if not re.match(r"^9\.\d+\.\d+$", version):
+    if not re.fullmatch(r"9\.\d+\.\d+", version):
         raise ValueError(f"want a VW 9 model (the header layout checked here); got version {version!r}")
     if model_id := text("id"):
         raise ValueError(f"the VW model has an id {model_id!r}; want none (VW turns it into flags)")
