@@ -1,6 +1,7 @@
 """BubbleGym's policies behind one batched interface (see :mod:`agents.base`)."""
 
 from agents.base import Agent, Decision, Feedback
+from agents.persist import ModelFileError
 from agents.registry import AgentError, agent_names, agent_parameters, make_agent, register
 from agents.rollout import Trajectory, rollout
 
@@ -9,6 +10,7 @@ __all__ = [
     "AgentError",
     "Decision",
     "Feedback",
+    "ModelFileError",
     "Trajectory",
     "agent_names",
     "agent_parameters",

@@ -467,6 +467,8 @@ class LinearBandit(Agent):
     world, a click probability; for engagement, expected minutes when shown).
     """
 
+    state_fields = ("model.A", "model.b", "model.A_inv", "model.theta", "model.n_rows")
+
     def __init__(self, spec: WorldSpec, *, lam: float, **params: Any) -> None:
         _check_number(self.name, "lam", lam, 0.0, lo_open=True)
         super().__init__(spec, lam=lam, **params)
@@ -591,6 +593,7 @@ class DiscountedLinUCB(LinUCB):
     """
 
     name = "discounted_linucb"
+    state_fields = (*LinearBandit.state_fields, "model.W")
 
     def __init__(self, spec: WorldSpec, *, alpha: float = 1.0, lam: float = 1.0, gamma: float = 0.99) -> None:
         _check_number(self.name, "gamma", gamma, 0.0, 1.0, lo_open=True)
@@ -617,6 +620,14 @@ class PrivateLinUCB(LinUCB):
     """
 
     name = "dp_linucb"
+    state_fields = (
+        *LinearBandit.state_fields,
+        "model._released_base",
+        "model._block",
+        "model._noise",
+        "model._t",
+        "model.rng",
+    )
 
     def __init__(
         self,
@@ -823,6 +834,7 @@ class HybridLinUCB(Agent):
     """
 
     name = "linucb_hybrid"
+    state_fields = ("arm_state", "shared.A", "shared.b", "shared.A_inv", "shared.theta", "shared.n_rows")
 
     def __init__(self, spec: WorldSpec, *, alpha: float = 1.0, lam: float = 1.0, user_slots: int = 4096) -> None:
         _check_number(self.name, "alpha", alpha, 0.0)

@@ -70,6 +70,8 @@ class PopularityAgent(Agent):
     """
 
     name = "popularity"
+    state_fields = ("_ids", "_clicks", "_impressions")
+    growable_fields = state_fields
 
     def __init__(
         self, spec: WorldSpec, *, epsilon: float = 0.05, prior_strength: float = 10.0, prior_ctr: float | None = None

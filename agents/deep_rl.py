@@ -12,7 +12,8 @@ Three pieces:
 * :class:`SB3Agent` and its registered subclasses :class:`PPOAgent`, :class:`A2CAgent`,
   :class:`DQNAgent`: ``train(env_or_config, total_timesteps, seed)`` learns with SB3;
   ``act(obs, rng)`` serves slates from the learned policy with exact propensities;
-  ``save`` / ``load`` write an SB3 zip plus a params JSON.
+  ``save`` / ``load`` write the policy's weights and optimizer state as data
+  (:mod:`agents.persist`; no SB3 zip, whose JSON part SB3 decodes with cloudpickle).
 
 Sampling law of ``act`` (PPO / A2C). The policy is a product of k slot categoricals
 ``pi_j(. | s)`` over the C candidates. During training SB3 samples the slots
@@ -41,14 +42,11 @@ Raffin et al. 2021 (stable-baselines3).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.util
-import io
 import json
 import time
 import warnings
-from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -63,7 +61,8 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
 from agents.base import Agent, Decision, Observation
-from agents.registry import AgentError, agent_class, register
+from agents.persist import ModelFileError
+from agents.registry import AgentError, register
 from agents.slates import epsilon_greedy_slates
 from simenv import RecVectorEnv, WorldConfig, WorldSpec, get_preset
 from simenv.wrappers import flat_observation_space, flatten_observation, slate_action_space, slate_from_action
@@ -479,19 +478,17 @@ class SB3Agent(Agent):
         return self.model
 
     def _attach(self, vec: SB3RecVecEnv, tensorboard_log: str | None) -> None:
-        """Give a trained model a new environment (reloading it if the number of envs or
-        the observation bounds differ; the network shapes must match)."""
+        """Give a trained model a new environment (if the number of envs or the observation
+        bounds differ: a new model on it, given the old one's weights, optimizer state and
+        counters; the network shapes must match)."""
         model = self.ensure_model()
         model.tensorboard_log = tensorboard_log
         if model.n_envs == vec.num_envs and model.observation_space == vec.observation_space:
             model.set_env(vec, force_reset=True)
             return
-        buffer = io.BytesIO()
-        model.save(buffer)
-        buffer.seek(0)
-        custom = {"observation_space": vec.observation_space, "action_space": vec.action_space}
-        self.model = self.algorithm.load(buffer, env=vec, device="cpu", custom_objects=custom)
-        self.model.tensorboard_log = tensorboard_log
+        state = self._model_state()
+        self.model = self._build(vec, None, tensorboard_log)
+        self._load_model_state(state)
 
     # -- training
     def train(
@@ -558,56 +555,108 @@ class SB3Agent(Agent):
         return Decision(slates=slates, propensities=props, explored=(slates != greedy).any(axis=1))
 
     # -- persistence
+    _COUNTERS: ClassVar[tuple[str, ...]] = (
+        "num_timesteps",
+        "_n_updates",
+        "_episode_num",
+        "_n_calls",
+        "exploration_rate",
+    )
+    """Training counters of an SB3 model kept with its weights (those the algorithm has)."""
+
+    def _model_state(self) -> dict[str, Any]:
+        """The SB3 model as data: ``policy.NAME`` arrays (the policy's ``state_dict``),
+        ``optimizer.I.KEY`` arrays (the optimizer's per-parameter state), ``optimizer_groups``
+        and ``counters`` (JSON)."""
+        model = self.ensure_model()
+        state: dict[str, Any] = {f"policy.{k}": v.detach().cpu().numpy() for k, v in model.policy.state_dict().items()}
+        optimizer = model.policy.optimizer.state_dict()
+        for index, slots in optimizer["state"].items():
+            for key, value in slots.items():
+                state[f"optimizer.{index}.{key}"] = value.detach().cpu().numpy() if torch.is_tensor(value) else value
+        state["optimizer_groups"] = json.loads(json.dumps(optimizer["param_groups"]))
+        state["counters"] = {key: getattr(model, key) for key in self._COUNTERS if hasattr(model, key)}
+        return state
+
+    def _load_model_state(self, state: dict[str, Any]) -> None:
+        """Put :meth:`_model_state` into ``self.model`` (built for the same spec and parameters).
+
+        Raises:
+            ModelFileError: a missing, unknown or misshapen entry (torch's RuntimeError for
+                a policy tensor of another shape).
+        """
+        policy = {k.removeprefix("policy."): v for k, v in state.items() if k.startswith("policy.")}
+        slots = {k.removeprefix("optimizer."): v for k, v in state.items() if k.startswith("optimizer.")}
+        extra = sorted(set(state) - {*(f"policy.{k}" for k in policy), *(f"optimizer.{k}" for k in slots)})
+        extra = sorted(set(extra) - {"optimizer_groups", "counters"})
+        if extra:
+            raise ModelFileError(f"unexpected state entries {extra}")
+        self.model.policy.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in policy.items()}, strict=True)
+        _load_optimizer(self.model.policy.optimizer, state.get("optimizer_groups"), slots)
+        _load_counters(self.model, state.get("counters"), [k for k in self._COUNTERS if hasattr(self.model, k)])
+
+    def get_state(self) -> dict[str, Any]:
+        """The SB3 model as arrays and JSON (:meth:`_model_state`) plus ``trained`` and ``training``;
+        no SB3 zip (whose JSON part SB3 decodes with cloudpickle)."""
+        return {**self._model_state(), "trained": self.trained, "training": dict(self.training)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        trained, training = state.pop("trained", None), state.pop("training", None)
+        if not isinstance(trained, bool) or not isinstance(training, dict):
+            raise ModelFileError(f"want trained (bool) and training (dict); got {trained!r} and {training!r:.80}")
+        self.ensure_model()
+        self._load_model_state(state)
+        self.trained, self.training = trained, training
+
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle the SB3 model as its zip bytes (no environment, no logger)."""
+        """Pickle the SB3 model as its state (no environment, no logger)."""
         state = dict(self.__dict__)
-        model = state.pop("model")
-        if model is not None:
-            buffer = io.BytesIO()
-            model.save(buffer)
-            state["_model_zip"] = buffer.getvalue()
+        if state.pop("model") is not None:
+            state["_model_state"] = self._model_state()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        blob = state.pop("_model_zip", None)
+        model_state = state.pop("_model_state", None)
         self.__dict__.update(state)
-        self.model = None if blob is None else self.algorithm.load(io.BytesIO(blob), device="cpu")
+        self.model = None
+        if model_state is not None:
+            self.ensure_model()
+            self._load_model_state(model_state)
 
-    @staticmethod
-    def _paths(path: str | Path) -> tuple[Path, Path]:
-        p = Path(path)
-        zip_path = p if p.suffix == ".zip" else p.with_name(p.name + ".zip")
-        return zip_path, zip_path.with_suffix(".json")
 
-    def save(self, path: str | Path) -> None:
-        """Write the SB3 model to ``path`` (``.zip`` added if missing) and the agent's
-        name, hyper-parameters, spec and training record to the sibling ``.json``."""
-        zip_path, json_path = self._paths(path)
-        with open(zip_path, "wb") as f:
-            self.ensure_model().save(f)
-        meta = {
-            "agent": self.name,
-            "params": self._params,
-            "spec": dataclasses.asdict(self.spec),
-            "trained": self.trained,
-            "training": self.training,
-        }
-        json_path.write_text(json.dumps(meta, indent=2))
+def _load_optimizer(optimizer: torch.optim.Optimizer, groups: Any, slots: dict[str, Any]) -> None:
+    """Load a torch optimizer's state from data: ``groups`` (its ``param_groups``, JSON) and
+    ``slots`` (``"I.NAME"`` -> array: the state NAME of parameter I).
 
-    @classmethod
-    def load(cls, path: str | Path) -> SB3Agent:
-        """Read an agent written by :meth:`save` (from the ``.zip`` or its base path)."""
-        zip_path, json_path = cls._paths(path)
-        meta = json.loads(json_path.read_text())
-        klass = agent_class(meta["agent"])
-        if not issubclass(klass, cls):
-            raise TypeError(f"{json_path} holds a {klass.__name__}, not a {cls.__name__}")
-        agent = klass(WorldSpec(**meta["spec"]), **meta["params"])
-        with open(zip_path, "rb") as f:
-            agent.model = klass.algorithm.load(f, device="cpu")
-        agent.trained = bool(meta["trained"])
-        agent.training = dict(meta["training"])
-        return agent
+    Raises:
+        ModelFileError: groups of other keys or parameter indices, or a slot of an unknown index.
+    """
+    current = optimizer.state_dict()["param_groups"]
+    shape = [(sorted(g), g["params"]) for g in current]
+    if (
+        not isinstance(groups, list)
+        or [(sorted(g), g.get("params")) if isinstance(g, dict) else g for g in groups] != shape
+    ):
+        raise ModelFileError(f"optimizer_groups: want {len(current)} group(s) with keys and parameters {shape}")
+    indices = {i for g in current for i in g["params"]}
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in slots.items():
+        index, _, name = key.partition(".")
+        if not index.isdigit() or int(index) not in indices or not name or not isinstance(value, np.ndarray):
+            raise ModelFileError(f"optimizer.{key}: want an array optimizer.I.NAME with I in {sorted(indices)}")
+        state.setdefault(int(index), {})[name] = torch.as_tensor(value)
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _load_counters(model: BaseAlgorithm, counters: Any, names: list[str]) -> None:
+    """Set the training counters ``names`` of ``model`` from ``counters`` (a JSON dict of numbers)."""
+    if not isinstance(counters, dict) or sorted(counters) != sorted(names):
+        raise ModelFileError(f"counters: want numbers {sorted(names)}; got {counters!r:.120}")
+    for key, value in counters.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ModelFileError(f"counters.{key}: want a number; got {value!r}")
+        setattr(model, key, value)
 
 
 @register

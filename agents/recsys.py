@@ -135,6 +135,11 @@ class Embeddings:
         return vectors, self.bias[safe] * known, self.count[safe] * known
 
 
+def embedding_fields(prefix: str) -> tuple[str, ...]:
+    """The state fields (dotted paths) of the :class:`Embeddings` at attribute ``prefix``."""
+    return tuple(f"{prefix}.{name}" for name in ("index._keys", "index._rows", "vectors", "bias", "count"))
+
+
 def _row_mean(rows: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
     """Per-row mean of ``values`` (n, ...) grouped by ``rows`` (n,), for rows [0, size).
 
@@ -191,6 +196,8 @@ class MatrixFactorizationAgent(Agent):
     """
 
     name = "mf"
+    growable_fields = (*embedding_fields("users"), *embedding_fields("items"))
+    state_fields = (*growable_fields, "mu", "n_labels", "_init_rng")
 
     def __init__(
         self,
@@ -310,6 +317,7 @@ class ContentAgent(Agent):
     """
 
     name = "content"
+    state_fields = growable_fields = embedding_fields("profiles")
 
     def __init__(
         self,
@@ -391,6 +399,14 @@ class HybridAgent(Agent):
     """
 
     name = "hybrid"
+    state_fields = (
+        *(f"mf.{field}" for field in MatrixFactorizationAgent.state_fields),
+        *(f"content.{field}" for field in ContentAgent.state_fields),
+    )
+    growable_fields = (
+        *(f"mf.{field}" for field in MatrixFactorizationAgent.growable_fields),
+        *(f"content.{field}" for field in ContentAgent.growable_fields),
+    )
 
     def __init__(
         self,

@@ -10,12 +10,10 @@ import importlib
 import inspect
 from typing import Any
 
-from agents.base import Agent
+from agents.base import Agent, AgentError
 from simenv import WorldSpec
 
-
-class AgentError(ValueError):
-    """An unknown agent name or hyper-parameter."""
+__all__ = ["AgentError", "agent_names", "make_agent", "register"]
 
 
 _REGISTRY: dict[str, type[Agent]] = {}

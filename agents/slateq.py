@@ -112,6 +112,7 @@ class SlateQAgent(Agent):
     """
 
     name = "slateq"
+    state_fields = ("click_weights", "q_weights", "reward_weights")  # the pending TD transition is not saved
 
     def __init__(
         self,

@@ -73,10 +73,9 @@ VW's own randomness (bag bootstrap, cover) is seeded by ``--random_seed seed``.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
-import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -87,6 +86,7 @@ import pylibvw
 from vowpalwabbit import pyvw
 
 from agents.base import Agent, Decision, Feedback, Observation
+from agents.persist import ModelFileError
 from agents.registry import register
 from simenv import WorldSpec
 
@@ -118,9 +118,94 @@ EXPLORATIONS: tuple[str, ...] = tuple(_EXPLORATION_FLAGS)
 """Exploration algorithms of VW's ``cb_explore_adf`` available by name."""
 
 
+# ------------------------------------------------------------------ allowed VW flags
+
+_SWITCH, _COUNT, _INT, _FLOAT = "no value", "an integer >= 0", "an integer", "a number"
+_PAIR, _TRIPLE, _NAMESPACES = "2 namespace letters (or ':')", "3 namespace letters (or ':')", "namespace letters"
+_VALUE_PATTERNS: dict[str, re.Pattern[str]] = {
+    _COUNT: re.compile(r"^\d+$"),
+    _INT: re.compile(r"^-?\d+$"),
+    _FLOAT: re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"),
+    _PAIR: re.compile(r"^[A-Za-z:]{2}$"),
+    _TRIPLE: re.compile(r"^[A-Za-z:]{3}$"),
+    _NAMESPACES: re.compile(r"^[A-Za-z:]+$"),
+}
+
+VW_FLAGS: dict[str, str | tuple[str, ...]] = {
+    # contextual-bandit reductions and exploration (what VW stores in its model files too)
+    "--cb_explore_adf": _SWITCH, "--ccb_explore_adf": _SWITCH, "--cb_adf": _SWITCH, "--cb_sample": _SWITCH,
+    "--csoaa_ldf": ("m", "multiline", "mc", "multiline-classifier"), "--csoaa_rank": _SWITCH,
+    "--cb_type": ("ips", "dm", "dr", "mtr", "sm"), "--cb_min_cost": _FLOAT, "--cb_max_cost": _FLOAT,
+    "--epsilon": _FLOAT, "--first_only": _SWITCH, "--first": _COUNT, "--bag": _COUNT, "--cover": _COUNT,
+    "--psi": _FLOAT, "--nounif": _SWITCH, "--softmax": _SWITCH, "--lambda": _FLOAT, "--squarecb": _SWITCH,
+    "--gamma_scale": _FLOAT, "--gamma_exponent": _FLOAT, "--elim": _SWITCH, "--regcb": _SWITCH,
+    "--regcbopt": _SWITCH, "--mellowness": _FLOAT, "--rnd": _COUNT, "--rnd_alpha": _FLOAT,
+    "--rnd_invlambda": _FLOAT, "--synthcover": _SWITCH, "--synthcoversize": _COUNT, "--synthcoverpsi": _FLOAT,
+    # the learner
+    "--learning_rate": _FLOAT, "--power_t": _FLOAT, "--initial_t": _FLOAT, "--decay_learning_rate": _FLOAT,
+    "--l1": _FLOAT, "--l2": _FLOAT, "--adaptive": _SWITCH, "--normalized": _SWITCH, "--invariant": _SWITCH,
+    "--sgd": _SWITCH, "--quantile_tau": _FLOAT, "--save_resume": _SWITCH,
+    "--loss_function": ("squared", "classic", "hinge", "logistic", "quantile", "poisson", "expectile"),
+    # features
+    "--bit_precision": _COUNT, "--quadratic": _PAIR, "--cubic": _TRIPLE, "--interactions": _NAMESPACES,
+    "--ignore": _NAMESPACES, "--ignore_linear": _NAMESPACES, "--keep": _NAMESPACES, "--noconstant": _SWITCH,
+    "--hash": ("strings", "all"), "--hash_seed": _COUNT,
+    # run
+    "--random_seed": _COUNT, "--quiet": _SWITCH,
+}  # fmt: skip
+"""VW flags an agent's ``extra_args`` (and a saved VW model's stored flags) may hold, with
+the kind of value each takes: behaviour only. Every other flag is refused, above all those
+that read or write files or open sockets (``-f``, ``-i``, ``-d``, ``-c``, ``-p``, ``-r``,
+``--readable_model``, ``--invert_hash``, ``--audit_regressor``, ``--cache_file``, ``--data``,
+``--predictions``, ``--raw_predictions``, ``--dictionary``, ``--feature_mask``,
+``--output_feature_regularizer_*``, ``--input_feature_regularizer``, ``--daemon``, ``--port``,
+``--pid_file``, ...). (``--save_resume`` is a behaviour flag, a no-op since VW 9.)"""
+
+_FLAG_ALIASES = {"-q": "--quadratic", "-b": "--bit_precision", "-l": "--learning_rate"}
+
+
+def check_vw_flags(text: str, where: str) -> list[str]:
+    """The tokens of the VW flags ``text`` (``--flag=value`` split in two) if every one is
+    allowed (:data:`VW_FLAGS`).
+
+    Each token must be an allowed flag (long form, ``--flag=value``, or ``-q``/``-b``/``-l``)
+    followed by exactly the value it takes, of the right kind; a bare value is refused too
+    (VW reads one as a data file).
+
+    Raises:
+        ValueError: naming ``where``, the token, and what is allowed.
+    """
+    tokens, out, i = text.split(), [], 0
+    while i < len(tokens):
+        name, eq, attached = tokens[i].partition("=") if tokens[i].startswith("--") else (tokens[i], "", "")
+        flag = _FLAG_ALIASES.get(name, name)
+        kind = VW_FLAGS.get(flag)
+        if kind is None:
+            what = f"flag {name!r} is not allowed" if name.startswith("-") else f"{name!r} is not a flag"
+            raise ValueError(
+                f"{where}: {what} (VW flags that read or write files, or are unknown, are refused); "
+                f"allowed: {' '.join(sorted(VW_FLAGS))} {' '.join(_FLAG_ALIASES)}"
+            )
+        if kind == _SWITCH:
+            if eq:
+                raise ValueError(f"{where}: {name} takes no value; got {attached!r}")
+            out.append(name)
+            i += 1
+            continue
+        value = attached if eq else (tokens[i + 1] if i + 1 < len(tokens) else None)
+        i += 1 if eq else 2
+        ok = value is not None and (value in kind if isinstance(kind, tuple) else _VALUE_PATTERNS[kind].match(value))
+        if not ok:
+            want = f"one of {list(kind)}" if isinstance(kind, tuple) else kind
+            raise ValueError(f"{where}: {name} takes {want}; got {value!r}")
+        out += [name, value]
+    return out
+
+
 def vw_arguments(params: dict[str, Any], model: str | Path | None = None) -> str:
     """The VW command line of an agent with hyper-parameters ``params`` (see :class:`VWAgent`).
 
+    ``interactions`` and ``extra_args`` pass :func:`check_vw_flags` (ValueError otherwise).
     With ``model`` (a file written by ``Workspace.save``) VW starts from it; the seed is then
     left out, as the model carries VW's random state (``bag`` saves its advanced seed).
     """
@@ -128,11 +213,65 @@ def vw_arguments(params: dict[str, Any], model: str | Path | None = None) -> str
     args += ["--random_seed", str(params["seed"])] if model is None else ["--initial_regressor", str(model)]
     args += ["--cb_type", params["cb_type"], "--learning_rate", f"{params['learning_rate']}"]
     for pair in params["interactions"].replace(",", " ").split():
-        args += ["-q", pair]
+        args += check_vw_flags(f"-q {pair}", "vw.interactions")
     args += _EXPLORATION_FLAGS[params["exploration"]].format(**params).split()
-    if params["extra_args"]:
-        args += params["extra_args"].split()
+    args += check_vw_flags(params["extra_args"], "vw.extra_args")
     return " ".join(args)
+
+
+def vw_model_flags(model: bytes) -> list[str]:
+    """The flags stored in the header of a VW 9 model file, checked by :func:`check_vw_flags`.
+
+    VW turns a model's stored flags (and its id) into command-line options when it loads the
+    model, so a forged header could make it write files (``--readable_model``); this reads
+    the header first. Layout (VW 9, ``parse_regressor.cc``): version and id (u32 length +
+    nul-terminated text), ``'m'``, min and max label (f32), bits and lda (u32), the ngram and
+    skip definitions (u32 count + 3 bytes each), the flags (u32 length + text), a checksum.
+
+    Raises:
+        ValueError: not a VW 9 model, an id, ngram or skip definitions (VW makes flags of
+            them; no agent writes them), or a stored flag that is not allowed.
+    """
+    at = 0
+
+    def take(n: int) -> bytes:
+        nonlocal at
+        if n > len(model) - at:
+            raise ValueError(f"the VW model ends inside its header (byte {at} of {len(model)})")
+        at += n
+        return model[at - n : at]
+
+    def text(what: str) -> str:
+        raw = take(int.from_bytes(take(4), "little")).split(b"\0", 1)[0]  # VW reads up to the first nul
+        try:
+            return raw.decode("ascii")
+        except UnicodeDecodeError:
+            raise ValueError(f"the VW model's {what} is not ASCII text: {raw[:40]!r}") from None
+
+    version = text("version")
+    if not re.fullmatch(r"9\.\d+\.\d+", version):
+        raise ValueError(f"want a VW 9 model (the header layout checked here); got version {version!r}")
+    if model_id := text("id"):
+        raise ValueError(f"the VW model has an id {model_id!r}; want none (VW turns it into flags)")
+    if take(1) != b"m":
+        raise ValueError("not a VW model: no 'm' marker after the version")
+    take(16)  # min label, max label, bits, lda
+    for what in ("ngram", "skip"):
+        if count := int.from_bytes(take(4), "little"):
+            raise ValueError(f"the VW model has {count} {what} definitions; want none (VW turns them into flags)")
+    return check_vw_flags(text("stored flags"), "the VW model's stored flags")
+
+
+def vw_workspace(params: dict[str, Any], model: bytes | None = None) -> pyvw.Workspace:
+    """A VW workspace for an agent with hyper-parameters ``params``, starting from the VW model
+    file content ``model`` (checked by :func:`vw_model_flags` first) if given."""
+    if model is None:
+        return pyvw.Workspace(vw_arguments(params))
+    vw_model_flags(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.vw"
+        path.write_bytes(model)
+        return pyvw.Workspace(vw_arguments(params, path))
 
 
 class ExampleFormatter:
@@ -274,7 +413,7 @@ class VWAgent(Agent):
     :data:`CB_TYPES`), ``interactions`` (VW ``-q`` pairs, e.g. ``"ua"`` or ``"ua aa"``),
     ``reward_scale`` (cost = -reward / reward_scale), ``slate_mode`` (:data:`SLATE_MODES`),
     ``credit`` (:data:`CREDITS`), ``hold_examples`` (keep parsed examples for the update), ``seed``
-    (VW ``--random_seed``), ``extra_args`` (appended to the VW command line verbatim).
+    (VW ``--random_seed``), ``extra_args`` (more VW flags, each on the allow-list :data:`VW_FLAGS`).
 
     ``Decision.predicted`` is VW's regression estimate of each served item's reward,
     ``-cost * reward_scale``.
@@ -316,7 +455,7 @@ class VWAgent(Agent):
         super().__init__(spec, **params)
         ccb_slots = spec.slate_size if slate_mode == "ccb" else 0
         self._formatter = ExampleFormatter(spec.user_dim, spec.item_dim, spec.n_candidates, ccb_slots)
-        self._ws = pyvw.Workspace(vw_arguments(params))
+        self._ws = vw_workspace(params)
         self._pending: _Pending | None = None
 
     # ------------------------------------------------------------------ acting
@@ -454,49 +593,40 @@ class VWAgent(Agent):
         self._pending = None
 
     # ------------------------------------------------------------- persistence
-    def save(self, path: str | Path) -> None:
-        """Write the VW model to ``path`` and the agent's parameters to ``path.json``."""
-        path = Path(path)
-        self._ws.save(str(path))
-        sidecar = {"agent": self.name, "spec": dataclasses.asdict(self.spec), "params": self._params}
-        _sidecar(path).write_text(json.dumps(sidecar, indent=2))
+    def _model_bytes(self) -> bytes:
+        """The content of VW's model file (``Workspace.save``)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            model = os.path.join(tmp, "model.vw")
+            self._ws.save(model)
+            return Path(model).read_bytes()
 
-    @classmethod
-    def load(cls, path: str | Path) -> VWAgent:
-        """Read an agent written by :meth:`save` (model ``path`` plus ``path.json``)."""
-        path = Path(path)
-        sidecar = json.loads(_sidecar(path).read_text())
-        from agents.registry import agent_class
+    def get_state(self) -> dict[str, Any]:
+        """``{"vw_model": (n,) uint8}``: VW's model file (weights, VW's random state)."""
+        return {"vw_model": np.frombuffer(self._model_bytes(), dtype=np.uint8).copy()}
 
-        agent_cls = agent_class(sidecar["agent"])
-        if not issubclass(agent_cls, cls):
-            raise TypeError(f"{path} holds a {agent_cls.__name__}, not a {cls.__name__}")
-        spec = WorldSpec(**sidecar["spec"])
-        params = sidecar["params"]
-        if agent_cls is not VWAgent:
-            params = {key: value for key, value in params.items() if key != "exploration"}
-        agent = agent_cls(spec, **params)
-        agent._ws.finish()
-        agent._ws = pyvw.Workspace(vw_arguments(agent._params, path))
-        return agent
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Start from a saved VW model; its header's stored flags are checked first (:func:`vw_model_flags`)."""
+        model = state.get("vw_model")
+        ok = isinstance(model, np.ndarray) and model.dtype == np.uint8 and model.ndim == 1
+        if set(state) != {"vw_model"} or not ok:
+            got = {key: getattr(value, "dtype", type(value).__name__) for key, value in state.items()}
+            raise ModelFileError(f"state: want {{'vw_model': a 1-d uint8 array}}; got {got}")
+        workspace = vw_workspace(self._params, model.tobytes())
+        self._drop_pending()
+        self._ws.finish()
+        self._ws = workspace
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle support: the VW model travels as bytes; held examples are dropped."""
         self._drop_pending()
         state = {key: value for key, value in self.__dict__.items() if key != "_ws"}
-        with tempfile.TemporaryDirectory() as tmp:
-            model = os.path.join(tmp, "model.vw")
-            self._ws.save(model)
-            state["_model_bytes"] = Path(model).read_bytes()
+        state["_model_bytes"] = self._model_bytes()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         model_bytes = state.pop("_model_bytes")
         self.__dict__.update(state)
-        with tempfile.TemporaryDirectory() as tmp:
-            model = os.path.join(tmp, "model.vw")
-            Path(model).write_bytes(model_bytes)
-            self._ws = pyvw.Workspace(vw_arguments(self._params, model))
+        self._ws = vw_workspace(self._params, model_bytes)
 
     def __del__(self) -> None:
         # held examples must go back to VW before its workspace is finished
@@ -519,10 +649,6 @@ class _Pending:
         self.decision = decision
         self.texts = texts
         self.examples = examples
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
 
 
 def _label_strings(costs: np.ndarray, probs: np.ndarray, actions: np.ndarray | None = None) -> list[list[str]]:
@@ -572,6 +698,9 @@ def _validate(p: dict[str, Any]) -> None:
     for key in ("interactions", "extra_args"):
         if not isinstance(p[key], str):
             raise ValueError(f"vw.{key} must be a string; got {p[key]!r}")
+    for pair in p["interactions"].replace(",", " ").split():
+        check_vw_flags(f"-q {pair}", "vw.interactions")
+    check_vw_flags(p["extra_args"], "vw.extra_args")
 
 
 def _is_number(value: Any) -> bool:

@@ -243,9 +243,9 @@ def test_save_load_makes_the_same_decisions(tmp_path, name, exploration):
         {"slate_mode": "ccb"} if exploration == "ccb" else {} if exploration is None else {"exploration": exploration}
     )
     agent, env = trained_agent(name, **params)
-    path = tmp_path / "model.vw"
+    path = tmp_path / "model.agent"
     agent.save(path)
-    assert (tmp_path / "model.vw.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.agent"]  # one file, no sidecar
     loaded = type(agent).load(path)
     assert type(loaded) is type(agent) and loaded.params == agent.params
     obs = {key: value.copy() for key, value in env.sim.obs.items()}
