@@ -69,7 +69,7 @@ from scipy.linalg.blas import dtrmm
 
 from agents.base import Agent, Decision, Feedback, Observation
 from agents.registry import AgentError, register
-from agents.slates import epsilon_greedy_slates, greedy_slates
+from agents.slates import epsilon_greedy_slates, greedy_slates, slate_epsilon_greedy_slates
 from simenv import WorldSpec
 
 # ---------------------------------------------------------------------------- validation
@@ -534,24 +534,33 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 @register
 class LinearEpsilonGreedy(LinearBandit):
-    """Epsilon-greedy over a ridge model: per slot, the best remaining candidate by predicted
-    reward with probability 1 - epsilon, else a uniform remaining one (exact propensities
-    from :func:`agents.slates.epsilon_greedy_slates`).
+    """Epsilon-greedy over a ridge model of reward, exploring per slot or per slate.
+
+    ``exploration="slot"``: per slot, the best remaining candidate by predicted reward with
+    probability 1 - epsilon, else a uniform remaining one
+    (:func:`agents.slates.epsilon_greedy_slates`). ``"slate"``: with probability epsilon
+    the whole slate is uniformly random, else greedy
+    (:func:`agents.slates.slate_epsilon_greedy_slates`). Propensities are exact for both.
 
     Args:
-        epsilon: exploration probability per slot, in [0, 1].
+        epsilon: exploration probability per slot (or per slate), in [0, 1].
         lam: ridge regularisation, > 0.
+        exploration: ``"slot"`` or ``"slate"``.
     """
 
     name = "linear_egreedy"
 
-    def __init__(self, spec: WorldSpec, *, epsilon: float = 0.1, lam: float = 1.0) -> None:
+    def __init__(self, spec: WorldSpec, *, epsilon: float = 0.1, lam: float = 1.0, exploration: str = "slot") -> None:
         _check_number(self.name, "epsilon", epsilon, 0.0, 1.0)
-        super().__init__(spec, lam=lam, epsilon=epsilon)
+        if exploration not in ("slot", "slate"):
+            raise AgentError(f"{self.name}.exploration must be one of ['slot', 'slate']; got {exploration!r}")
+        super().__init__(spec, lam=lam, epsilon=epsilon, exploration=exploration)
         self.epsilon = epsilon
+        self.exploration = exploration
 
     def choose(self, x: Projected, mean: np.ndarray, rng: np.random.Generator) -> Decision:
-        return epsilon_greedy_slates(mean, self.spec.slate_size, self.epsilon, rng)
+        sampler = epsilon_greedy_slates if self.exploration == "slot" else slate_epsilon_greedy_slates
+        return sampler(mean, self.spec.slate_size, self.epsilon, rng)
 
 
 @register

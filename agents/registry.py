@@ -13,7 +13,7 @@ from typing import Any
 from agents.base import Agent, AgentError
 from simenv import WorldSpec
 
-__all__ = ["AgentError", "agent_names", "make_agent", "register"]
+__all__ = ["AgentError", "agent_class", "agent_names", "agent_parameters", "make_agent", "register"]
 
 
 _REGISTRY: dict[str, type[Agent]] = {}

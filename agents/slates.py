@@ -64,6 +64,35 @@ def epsilon_greedy_slates(scores: np.ndarray, k: int, epsilon: float, rng: np.ra
     return Decision(slates=slates, propensities=props, explored=explored)
 
 
+def slate_epsilon_greedy_slates(scores: np.ndarray, k: int, epsilon: float, rng: np.random.Generator) -> Decision:
+    """Whole-slate epsilon-greedy: with probability epsilon the whole slate is k distinct
+    candidates uniformly at random (in random order), else the greedy slate.
+
+    Propensities are the exact conditional probabilities of this law given the slots
+    before: once the prefix left the greedy slate the slate is surely random, so slot j's
+    item has ``1 / (C - j)``; while the prefix still equals the greedy one, the posterior
+    probability of the random branch is ``pi_j = eps q_j / (eps q_j + 1 - eps)`` with
+    ``q_j = prod_{i<j} 1 / (C - i)`` (the chance a random prefix matches), and the item
+    has ``(1 - pi_j) [it is the greedy item] + pi_j / (C - j)``.
+    """
+    b, c = scores.shape
+    greedy = greedy_slates(scores, k)
+    explore = rng.random(b) < epsilon
+    random = np.argsort(rng.random((b, c)), axis=1)[:, :k]
+    slates = np.where(explore[:, None], random, greedy)
+    props = np.empty((b, k), dtype=np.float64)
+    on_greedy = np.ones(b, dtype=bool)  # prefix so far equals the greedy prefix
+    q = 1.0
+    for j in range(k):
+        uniform = 1.0 / (c - j)
+        pi = epsilon * q / (epsilon * q + 1.0 - epsilon) if epsilon < 1.0 else 1.0
+        is_greedy = slates[:, j] == greedy[:, j]
+        props[:, j] = np.where(on_greedy, (1.0 - pi) * is_greedy + pi * uniform, uniform)
+        on_greedy &= is_greedy
+        q *= uniform
+    return Decision(slates=slates, propensities=props, explored=(slates != greedy).any(axis=1))
+
+
 def softmax_slates(scores: np.ndarray, k: int, temperature: float, rng: np.random.Generator) -> Decision:
     """Sample k items without replacement from softmax(scores / temperature) (Plackett-Luce).
 

@@ -458,6 +458,21 @@ def test_egreedy_propensities_equal_sampling_frequencies() -> None:
     assert_propensities_match_frequencies(decision, slack=0.0)
 
 
+def test_slate_egreedy_propensities_equal_sampling_frequencies() -> None:
+    """Whole-slate exploration: slot-wise conditional propensities match frequencies, and
+    their product is each slate's probability (greedy: 1 - eps + eps / (C (C-1) (C-2)))."""
+    env = small_env()
+    agent = trained("linear_egreedy", env, epsilon=0.4, exploration="slate")
+    decision = agent.act(repeated_obs(env, 20_000), np.random.default_rng(3))
+    assert_propensities_match_frequencies(decision, slack=0.0)
+    c = env.config.n_candidates
+    greedy = (decision.slates == decision.slates[~decision.explored][0]).all(axis=1)
+    p_greedy = 0.6 + 0.4 / (c * (c - 1) * (c - 2))
+    np.testing.assert_allclose(decision.propensities[greedy].prod(axis=1), p_greedy)
+    assert greedy.mean() == pytest.approx(p_greedy, abs=4.5 * math.sqrt(p_greedy * (1 - p_greedy) / 20_000))
+    np.testing.assert_allclose(decision.propensities[~greedy].prod(axis=1), 0.4 / (c * (c - 1) * (c - 2)))
+
+
 def test_lints_propensities_estimate_sampling_frequencies() -> None:
     env = small_env()
     agent = trained("lints", env, v=0.3, propensity_draws=150)
@@ -523,6 +538,7 @@ def test_save_load_gives_same_decisions(name: str, tmp_path) -> None:
 
 
 BAD_PARAMS = [
+    ("linear_egreedy", {"exploration": "item"}, r"exploration must be one of \['slot', 'slate'\]; got 'item'"),
     ("linear_egreedy", {"epsilon": 1.5}, r"linear_egreedy.epsilon must be a number in \[0.0, 1.0\]; got 1.5"),
     ("linear_egreedy", {"lam": 0.0}, "linear_egreedy.lam"),
     ("linucb", {"alpha": -1.0}, "linucb.alpha"),
