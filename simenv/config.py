@@ -440,10 +440,11 @@ _CHURN = {"churn_threshold": 0.45, "churn_hazard": 0.1}
 PRESETS: dict[str, WorldConfig] = {
     # Moderate amplification, satiation and drift; no churn, static catalog.
     "default": WorldConfig(),
-    # Strong preference amplification and exposure pull, no boredom, no drift:
-    # consumption and exposure narrow tastes.
+    # Strong preference amplification alone (no exposure pull, skip repulsion, boredom or
+    # drift): what a user consumes narrows their tastes, so what a policy serves decides
+    # how fast.
     "filter_bubble": _preset(
-        dynamics={"amplification": 0.1, "exposure": 0.05, "skip_repulsion": 0.02, "satiation": 0.0, "drift": 0.0}
+        dynamics={"amplification": 0.1, "exposure": 0.0, "skip_repulsion": 0.0, "satiation": 0.0, "drift": 0.0}
     ),
     # Strong satiation: repeating a topic quickly bores users.
     "boredom": _preset(dynamics={"satiation": 2.0, "satiation_decay": 0.7, "amplification": 0.0, "exposure": 0.0}),
