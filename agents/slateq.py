@@ -45,6 +45,8 @@ Simplifications (documented, deliberate):
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from agents.base import Agent, Decision, Feedback, Observation
@@ -112,7 +114,9 @@ class SlateQAgent(Agent):
     """
 
     name = "slateq"
-    state_fields = ("click_weights", "q_weights", "reward_weights")  # the pending TD transition is not saved
+    state_fields = ("click_weights", "q_weights", "reward_weights")
+    _PENDING = ("user_id", "rows", "x", "z", "reward")
+    """Arrays of the TD transition that waits for its next state (saved with the weights)."""
 
     def __init__(
         self,
@@ -215,6 +219,23 @@ class SlateQAgent(Agent):
         x, z = pending["x"], pending["z"][:, None, :]
         delta = target - bilinear(x, self.q_weights, z)[:, 0]
         self.q_weights += self.q_learning_rate * normalised_outer_mean(x, delta[:, None], z)
+
+    def get_state(self) -> dict[str, Any]:
+        """The weights and the pending TD transition (``pending_*`` arrays, empty when none)."""
+        state = super().get_state()
+        state["has_pending"] = self._pending is not None
+        for key in self._PENDING:
+            state[f"pending_{key}"] = self._pending[key] if self._pending is not None else np.zeros(0)
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        has_pending = state.pop("has_pending")
+        pending = {key: np.asarray(state.pop(f"pending_{key}")) for key in self._PENDING}
+        if not isinstance(has_pending, bool):
+            raise TypeError(f"has_pending must be a bool; got {has_pending!r}")
+        super().set_state(state)
+        self._pending = pending if has_pending else None
 
     def _remember(self, user_id: np.ndarray, x: np.ndarray, z: np.ndarray, feedback: Feedback) -> None:
         """Keep the clicked (state, item, reward) of this batch until its next state arrives."""
