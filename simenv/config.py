@@ -458,12 +458,22 @@ PRESETS: dict[str, WorldConfig] = {
     ),
     # Demanding users who leave when lasting satisfaction is low.
     "churn_prone": _preset(dynamics={**_CHURN, "satisfaction_rate": 0.05}),
-    # RecSim's long-term satisfaction world: a fifth of the items tempt and disappoint;
-    # clicks on them pay now and cost satisfaction, clicking and users later.
+    # RecSim's long-term satisfaction world (Ie et al. 2019): a fifth of the items tempt
+    # and disappoint. Clicks on them pay now (clicked more, watched as long: value does not
+    # enter watch time) and cost later: S moves 30% of the way to each step's signal
+    # (RecSim's memory discount 0.7), a clickbait click pulls it toward ~0.05 while other
+    # clicks and idle steps hold it near 0.5, a dissatisfied user clicks much less, and
+    # below S = 0.4 leaves (up to 5% a step). Avoiding clickbait keeps S near 0.5.
     "clickbait": _preset(
         catalog={"clickbait_share": 0.2, "clickbait_gap": 1.5, "appeal_value_correlation": 0.0},
-        choice={"satisfaction_weight": 3.0},
-        dynamics={**_CHURN, "satisfaction_rate": 0.05},
+        choice={"appeal_weight": 0.25, "satisfaction_weight": 4.0},
+        response={"value_weight": 0.0},
+        dynamics={
+            "satisfaction_rate": 0.3,
+            "idle_satisfaction": 0.5,
+            "churn_threshold": 0.4,
+            "churn_hazard": 0.05,
+        },
     ),
     # Boredom, drifting tastes and new items: what was best yesterday is stale today,
     # so a policy that keeps exploring keeps up.
