@@ -64,7 +64,7 @@ default). ``hold_examples=True`` instead keeps the parsed examples until
 :meth:`VWAgent.update` sets the label on the chosen one (``set_label_string``) and learns on
 the same objects: one parse per decision, but every held example costs VW about 35 kB (its
 256 namespace slots), i.e. about 1.8 GB for B = 1,024 and C = 50, and measured no faster
-(the re-parse reuses a few cache-hot pooled examples; ``experiments/bench_agents.py``).
+(the re-parse reuses a few cache-hot pooled examples; ``benchmarks/bench_agents.py``).
 Both ways give identical models. VW takes one multi-line example per call, so parsing,
 prediction and learning loop over users in Python (two or three native calls per user);
 everything else (formatting, sampling, labels) is batched. Sampling is batched in numpy with the agent's ``rng``;
