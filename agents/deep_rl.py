@@ -61,8 +61,10 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
 from agents.base import Agent, Decision, Observation
+from agents.params import INTEGER, Rule
 from agents.persist import ModelFileError
 from agents.registry import AgentError, register
+from agents.sb3_params import A2CParams, DQNParams, PPOParams
 from agents.slates import epsilon_greedy_slates
 from simenv import RecVectorEnv, WorldConfig, WorldSpec, get_preset
 from simenv.wrappers import flat_observation_space, flatten_observation, slate_action_space, slate_from_action
@@ -405,28 +407,15 @@ def _free_weights(p: np.ndarray, used: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------- agents
 
 
-def _check_number(name: str, value: Any, lo: float, hi: float | None = None, *, integer: bool = False) -> None:
-    """Raise :class:`AgentError` unless ``lo <= value <= hi`` (of the right kind)."""
-    kind = int if integer else (int, float)
-    ok = isinstance(value, kind) and not isinstance(value, bool) and np.isfinite(value)
-    if not ok or value < lo or (hi is not None and value > hi):
-        what = "an integer" if integer else "a number"
-        raise AgentError(f"{name} must be {what} in [{lo}, {'inf' if hi is None else hi}]; got {value!r}")
-
-
-def _check_net_arch(owner: str, net_arch: Any) -> tuple[int, ...]:
-    arch = tuple(net_arch) if isinstance(net_arch, list | tuple) else None
-    if not arch or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in arch):
-        raise AgentError(f"{owner}.net_arch must be a non-empty sequence of layer widths >= 1; got {net_arch!r}")
-    return arch
+_TIMESTEPS = Rule(INTEGER, "user-steps to learn from", lo=1)
 
 
 class SB3Agent(Agent):
     """Base of the SB3 agents: builds, trains, serves, saves and loads one SB3 model.
 
-    Subclasses set ``name``, ``algorithm`` (an SB3 class), ``policy_class`` (SB3's
-    ``"MlpPolicy"`` or :class:`SlatePolicy`) and ``discrete`` (``Discrete`` actions), take
-    SB3's keyword arguments (plus ``n_envs`` and ``net_arch``) as their hyper-parameters,
+    Subclasses set ``name``, ``Params`` (:mod:`agents.sb3_params`: SB3's keyword arguments
+    plus ``n_envs`` and ``net_arch``), ``algorithm`` (an SB3 class), ``policy_class`` (SB3's
+    ``"MlpPolicy"`` or :class:`SlatePolicy`) and ``discrete`` (``Discrete`` actions),
     and override :meth:`act` if the policy is not an actor-critic.
     """
 
@@ -448,7 +437,7 @@ class SB3Agent(Agent):
 
     def _build(self, env: VecEnv, seed: int | None, tensorboard_log: str | None) -> BaseAlgorithm:
         kwargs = self._algorithm_kwargs()
-        policy_kwargs = {"net_arch": list(self._params["net_arch"])}
+        policy_kwargs = {"net_arch": list(self.hparams.net_arch)}
         return self.algorithm(
             self.policy_class,
             env,
@@ -513,12 +502,12 @@ class SB3Agent(Agent):
         Returns:
             ``self``, trained (a second call continues training).
         """
-        _check_number("total_timesteps", total_timesteps, 1, integer=True)
+        _TIMESTEPS.validate("total_timesteps", total_timesteps)
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
             raise AgentError(f"seed must be an integer; got {seed!r}")
         if tensorboard_log is not None and importlib.util.find_spec("tensorboard") is None:
             raise ImportError("tensorboard_log needs the tensorboard package: pip install 'bubblegym[tensorboard]'")
-        vec = as_sb3_vec_env(env_or_config, self._params["n_envs"], self.discrete)
+        vec = as_sb3_vec_env(env_or_config, self.hparams.n_envs, self.discrete)
         world = WorldSpec.from_config(vec.config)
         if world != self.spec:
             raise AgentError(f"{self.name}: the environment's shape {world} differs from the agent's spec {self.spec}")
@@ -670,47 +659,9 @@ class PPOAgent(SB3Agent):
     """
 
     name = "ppo"
+    Params = PPOParams
     algorithm = PPO
     policy_class = SlatePolicy
-
-    def __init__(
-        self,
-        spec: WorldSpec,
-        *,
-        n_envs: int = 16,
-        learning_rate: float = 3e-3,
-        n_steps: int = 32,
-        batch_size: int = 128,
-        n_epochs: int = 4,
-        gamma: float = 0.5,
-        gae_lambda: float = 0.9,
-        clip_range: float = 0.2,
-        ent_coef: float = 0.0,
-        net_arch: tuple[int, ...] = (64, 64),
-    ) -> None:
-        o = "ppo"
-        _check_number(f"{o}.n_envs", n_envs, 1, integer=True)
-        _check_number(f"{o}.learning_rate", learning_rate, 0)
-        _check_number(f"{o}.n_steps", n_steps, 1, integer=True)
-        _check_number(f"{o}.batch_size", batch_size, 2, integer=True)
-        _check_number(f"{o}.n_epochs", n_epochs, 1, integer=True)
-        _check_number(f"{o}.gamma", gamma, 0, 1)
-        _check_number(f"{o}.gae_lambda", gae_lambda, 0, 1)
-        _check_number(f"{o}.clip_range", clip_range, 0)
-        _check_number(f"{o}.ent_coef", ent_coef, 0)
-        super().__init__(
-            spec,
-            n_envs=n_envs,
-            learning_rate=learning_rate,
-            n_steps=n_steps,
-            batch_size=batch_size,
-            n_epochs=n_epochs,
-            gamma=gamma,
-            gae_lambda=gae_lambda,
-            clip_range=clip_range,
-            ent_coef=ent_coef,
-            net_arch=_check_net_arch(o, net_arch),
-        )
 
 
 @register
@@ -718,38 +669,9 @@ class A2CAgent(SB3Agent):
     """Advantage actor-critic (Mnih et al. 2016, synchronous) over ``MultiDiscrete`` slates."""
 
     name = "a2c"
+    Params = A2CParams
     algorithm = A2C
     policy_class = SlatePolicy
-
-    def __init__(
-        self,
-        spec: WorldSpec,
-        *,
-        n_envs: int = 16,
-        learning_rate: float = 7e-4,
-        n_steps: int = 8,
-        gamma: float = 0.5,
-        gae_lambda: float = 1.0,
-        ent_coef: float = 0.0,
-        net_arch: tuple[int, ...] = (64, 64),
-    ) -> None:
-        o = "a2c"
-        _check_number(f"{o}.n_envs", n_envs, 1, integer=True)
-        _check_number(f"{o}.learning_rate", learning_rate, 0)
-        _check_number(f"{o}.n_steps", n_steps, 1, integer=True)
-        _check_number(f"{o}.gamma", gamma, 0, 1)
-        _check_number(f"{o}.gae_lambda", gae_lambda, 0, 1)
-        _check_number(f"{o}.ent_coef", ent_coef, 0)
-        super().__init__(
-            spec,
-            n_envs=n_envs,
-            learning_rate=learning_rate,
-            n_steps=n_steps,
-            gamma=gamma,
-            gae_lambda=gae_lambda,
-            ent_coef=ent_coef,
-            net_arch=_check_net_arch(o, net_arch),
-        )
 
 
 @register
@@ -761,58 +683,17 @@ class DQNAgent(SB3Agent):
     """
 
     name = "dqn"
+    Params = DQNParams
     algorithm = DQN
     discrete = True
 
-    def __init__(
-        self,
-        spec: WorldSpec,
-        *,
-        n_envs: int = 16,
-        learning_rate: float = 1e-3,
-        buffer_size: int = 20_000,
-        learning_starts: int = 256,
-        batch_size: int = 64,
-        gamma: float = 0.5,
-        train_freq: int = 1,
-        gradient_steps: int = 1,
-        target_update_interval: int = 256,
-        exploration_fraction: float = 0.3,
-        exploration_final_eps: float = 0.05,
-        net_arch: tuple[int, ...] = (64, 64),
-    ) -> None:
+    def __init__(self, spec: WorldSpec, **params: Any) -> None:
         if spec.slate_size != 1:
             raise AgentError(
                 f"dqn needs slate_size 1 (a Discrete(C) action); got slate_size={spec.slate_size}. "
                 "Use ppo or a2c for slates."
             )
-        o = "dqn"
-        _check_number(f"{o}.n_envs", n_envs, 1, integer=True)
-        _check_number(f"{o}.learning_rate", learning_rate, 0)
-        _check_number(f"{o}.buffer_size", buffer_size, 1, integer=True)
-        _check_number(f"{o}.learning_starts", learning_starts, 0, integer=True)
-        _check_number(f"{o}.batch_size", batch_size, 1, integer=True)
-        _check_number(f"{o}.gamma", gamma, 0, 1)
-        _check_number(f"{o}.train_freq", train_freq, 1, integer=True)
-        _check_number(f"{o}.gradient_steps", gradient_steps, 1, integer=True)
-        _check_number(f"{o}.target_update_interval", target_update_interval, 1, integer=True)
-        _check_number(f"{o}.exploration_fraction", exploration_fraction, 0, 1)
-        _check_number(f"{o}.exploration_final_eps", exploration_final_eps, 0, 1)
-        super().__init__(
-            spec,
-            n_envs=n_envs,
-            learning_rate=learning_rate,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            target_update_interval=target_update_interval,
-            exploration_fraction=exploration_fraction,
-            exploration_final_eps=exploration_final_eps,
-            net_arch=_check_net_arch(o, net_arch),
-        )
+        super().__init__(spec, **params)
 
     def q_values(self, obs: Observation) -> np.ndarray:
         """(B, C) float64 Q-values of the candidates."""
@@ -821,4 +702,4 @@ class DQNAgent(SB3Agent):
             return policy.q_net(self._obs_tensor(obs)).numpy().astype(np.float64)
 
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
-        return epsilon_greedy_slates(self.q_values(obs), 1, self._params["exploration_final_eps"], rng)
+        return epsilon_greedy_slates(self.q_values(obs), 1, self.hparams.exploration_final_eps, rng)

@@ -73,19 +73,19 @@ VW's own randomness (bag bootstrap, cover) is seeded by ``--random_seed seed``.
 
 from __future__ import annotations
 
-import inspect
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pylibvw
 from vowpalwabbit import pyvw
 
 from agents.base import Agent, Decision, Feedback, Observation
+from agents.params import AgentParams, choice, flag, integer, number, string
 from agents.persist import ModelFileError
 from agents.registry import register
 from simenv import WorldSpec
@@ -399,63 +399,69 @@ def fill_slates(
     return slates, props, explored
 
 
+def _check_interactions(value: str, where: str) -> None:
+    """Each of the space- or comma-separated ``interactions`` is a VW ``-q`` namespace pair."""
+    for pair in value.replace(",", " ").split():
+        check_vw_flags(f"-q {pair}", where)
+
+
+@dataclass(frozen=True)
+class VWSettings(AgentParams):
+    """The parameters of every VW agent but the exploration algorithm. Each algorithm's
+    parameters are used only by it (the VW flags it gets: :data:`_EXPLORATION_FLAGS`)."""
+
+    epsilon: float = number(0.1, "epsilon: exploration probability", ge=0.0, le=1.0)
+    softmax_lambda: float = number(1.0, "softmax: inverse temperature lambda", gt=0.0)
+    bag_size: int = integer(5, "bag: bootstrapped policies", ge=1)
+    cover_size: int = integer(5, "cover: policies in the cover", ge=1)
+    cover_psi: float = number(1.0, "cover: exploration strength psi", gt=0.0)
+    gamma_scale: float = number(10.0, "squarecb: gamma = gamma_scale t^gamma_exponent", gt=0.0)
+    gamma_exponent: float = number(0.5, "squarecb: exponent of t in gamma", ge=0.0)
+    mellowness: float = number(0.1, "regcb, regcbopt: confidence mellowness", gt=0.0)
+    rnd_size: int = integer(3, "rnd: random networks", ge=1)
+    rnd_alpha: float = number(0.1, "rnd: bonus scale alpha", gt=0.0)
+    rnd_invlambda: float = number(0.1, "rnd: inverse regularisation", gt=0.0)
+    first_n: int = integer(10, "first: decisions explored uniformly before exploiting", ge=1)
+    synthcover_size: int = integer(100, "synthcover: synthetic policies", ge=1)
+    synthcover_psi: float = number(0.1, "synthcover: exploration strength psi", gt=0.0)
+    learning_rate: float = number(0.5, "VW's learning rate", gt=0.0)
+    cb_type: str = choice("mtr", "VW's cost estimator (--cb_type)", CB_TYPES)
+    interactions: str = string(
+        "ua", "VW -q namespace pairs, e.g. 'ua' or 'ua aa' (u user, a item)", check=_check_interactions
+    )
+    reward_scale: float = number(1.0, "cost = -reward / reward_scale", gt=0.0)
+    slate_mode: str = choice("head", "how slots 2..k are filled (module docstring)", SLATE_MODES)
+    credit: str = choice("clicked", "learn from the clicked slot only, or from every slot", CREDITS)
+    hold_examples: bool = flag(False, "keep the parsed examples until the update (more memory)")
+    seed: int = integer(0, "VW's --random_seed (ccb: its draws too)", ge=0, le=2**32 - 1)
+    extra_args: str = string("", "more VW flags, each on the allow-list VW_FLAGS", check=check_vw_flags)
+
+
 @register
 class VWAgent(Agent):
     """A VW ``cb_explore_adf`` contextual bandit over the C candidates (module docstring).
 
-    Hyper-parameters (keyword-only): ``exploration`` (one of :data:`EXPLORATIONS`) and the
-    parameters of each algorithm (used only by it): ``epsilon`` (epsilon, in [0, 1]),
-    ``softmax_lambda`` (softmax inverse temperature), ``bag_size`` (bag), ``cover_size``,
-    ``cover_psi`` (cover), ``gamma_scale``, ``gamma_exponent`` (squarecb: gamma =
-    gamma_scale t^gamma_exponent), ``mellowness`` (regcb/regcbopt), ``rnd_size``,
-    ``rnd_alpha``, ``rnd_invlambda`` (rnd), ``first_n`` (first), ``synthcover_size``,
-    ``synthcover_psi`` (synthcover). Common: ``learning_rate``, ``cb_type`` (one of
-    :data:`CB_TYPES`), ``interactions`` (VW ``-q`` pairs, e.g. ``"ua"`` or ``"ua aa"``),
-    ``reward_scale`` (cost = -reward / reward_scale), ``slate_mode`` (:data:`SLATE_MODES`),
-    ``credit`` (:data:`CREDITS`), ``hold_examples`` (keep parsed examples for the update), ``seed``
-    (VW ``--random_seed``), ``extra_args`` (more VW flags, each on the allow-list :data:`VW_FLAGS`).
-
+    Hyper-parameters: ``exploration`` (one of :data:`EXPLORATIONS`) and :class:`VWSettings`.
     ``Decision.predicted`` is VW's regression estimate of each served item's reward,
     ``-cost * reward_scale``.
     """
 
     name = "vw"
 
-    def __init__(
-        self,
-        spec: WorldSpec,
-        *,
-        exploration: str = "epsilon",
-        epsilon: float = 0.1,
-        softmax_lambda: float = 1.0,
-        bag_size: int = 5,
-        cover_size: int = 5,
-        cover_psi: float = 1.0,
-        gamma_scale: float = 10.0,
-        gamma_exponent: float = 0.5,
-        mellowness: float = 0.1,
-        rnd_size: int = 3,
-        rnd_alpha: float = 0.1,
-        rnd_invlambda: float = 0.1,
-        first_n: int = 10,
-        synthcover_size: int = 100,
-        synthcover_psi: float = 0.1,
-        learning_rate: float = 0.5,
-        cb_type: str = "mtr",
-        interactions: str = "ua",
-        reward_scale: float = 1.0,
-        slate_mode: str = "head",
-        credit: str = "clicked",
-        hold_examples: bool = False,
-        seed: int = 0,
-        extra_args: str = "",
-    ) -> None:
-        params = {key: value for key, value in locals().items() if key not in ("self", "spec", "__class__")}
-        _validate(params)
+    @dataclass(frozen=True)
+    class Params(VWSettings):
+        exploration: str = choice("epsilon", "VW's exploration algorithm (module docstring)", EXPLORATIONS)
+
+    fixed_exploration: ClassVar[str | None] = None
+    """The exploration algorithm of a subclass that fixes it (then not a parameter)."""
+
+    def __init__(self, spec: WorldSpec, **params: Any) -> None:
         super().__init__(spec, **params)
-        ccb_slots = spec.slate_size if slate_mode == "ccb" else 0
+        if self.fixed_exploration is not None:  # recorded with the parameters, as VW runs with it
+            self._params = {"exploration": self.fixed_exploration, **self._params}
+        ccb_slots = spec.slate_size if self._params["slate_mode"] == "ccb" else 0
         self._formatter = ExampleFormatter(spec.user_dim, spec.item_dim, spec.n_candidates, ccb_slots)
-        self._ws = vw_workspace(params)
+        self._ws = vw_workspace(self._params)
         self._pending: _Pending | None = None
 
     # ------------------------------------------------------------------ acting
@@ -661,71 +667,13 @@ def _label_strings(costs: np.ndarray, probs: np.ndarray, actions: np.ndarray | N
     ]
 
 
-_POSITIVE = {
-    "softmax_lambda": "softmax_lambda",
-    "cover_psi": "cover_psi",
-    "gamma_scale": "gamma_scale",
-    "mellowness": "mellowness",
-    "rnd_alpha": "rnd_alpha",
-    "rnd_invlambda": "rnd_invlambda",
-    "synthcover_psi": "synthcover_psi",
-    "learning_rate": "learning_rate",
-    "reward_scale": "reward_scale",
-}
-_COUNTS = ("bag_size", "cover_size", "rnd_size", "first_n", "synthcover_size")
-_CHOICES = {"exploration": EXPLORATIONS, "slate_mode": SLATE_MODES, "credit": CREDITS, "cb_type": CB_TYPES}
-
-
-def _validate(p: dict[str, Any]) -> None:
-    """Raise ValueError naming the parameter, its allowed range and the value seen."""
-    for key, allowed in _CHOICES.items():
-        if p[key] not in allowed:
-            raise ValueError(f"vw.{key} must be one of {list(allowed)}; got {p[key]!r}")
-    if not _is_number(p["epsilon"]) or not 0 <= p["epsilon"] <= 1:
-        raise ValueError(f"vw.epsilon must be a number in [0, 1]; got {p['epsilon']!r}")
-    if not _is_number(p["gamma_exponent"]) or p["gamma_exponent"] < 0:
-        raise ValueError(f"vw.gamma_exponent must be a number in [0, inf); got {p['gamma_exponent']!r}")
-    for key in _POSITIVE:
-        if not _is_number(p[key]) or p[key] <= 0:
-            raise ValueError(f"vw.{key} must be a number in (0, inf); got {p[key]!r}")
-    for key in _COUNTS:
-        if not isinstance(p[key], int) or isinstance(p[key], bool) or p[key] < 1:
-            raise ValueError(f"vw.{key} must be an integer in [1, inf); got {p[key]!r}")
-    if not isinstance(p["seed"], int) or isinstance(p["seed"], bool) or not 0 <= p["seed"] < 2**32:
-        raise ValueError(f"vw.seed must be an integer in [0, 2**32); got {p['seed']!r}")
-    if not isinstance(p["hold_examples"], bool):
-        raise ValueError(f"vw.hold_examples must be True or False; got {p['hold_examples']!r}")
-    for key in ("interactions", "extra_args"):
-        if not isinstance(p[key], str):
-            raise ValueError(f"vw.{key} must be a string; got {p[key]!r}")
-    for pair in p["interactions"].replace(",", " ").split():
-        check_vw_flags(f"-q {pair}", "vw.interactions")
-    check_vw_flags(p["extra_args"], "vw.extra_args")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
-
-
-def _fixed_exploration(exploration: str) -> Callable[..., None]:
-    """An ``__init__`` for a convenience subclass with ``exploration`` fixed (same other parameters)."""
-
-    def __init__(self: VWAgent, spec: WorldSpec, **params: Any) -> None:
-        VWAgent.__init__(self, spec, exploration=exploration, **params)
-
-    base = inspect.signature(VWAgent.__init__)
-    __init__.__signature__ = base.replace(  # type: ignore[attr-defined]
-        parameters=[p for name, p in base.parameters.items() if name != "exploration"]
-    )
-    return __init__
-
-
 @register
 class VWEpsilonAgent(VWAgent):
     """:class:`VWAgent` with ``exploration="epsilon"`` (epsilon-greedy, Langford & Zhang 2007)."""
 
     name = "vw_epsilon"
-    __init__ = _fixed_exploration("epsilon")
+    Params = VWSettings
+    fixed_exploration = "epsilon"
 
 
 @register
@@ -733,4 +681,5 @@ class VWSquareCBAgent(VWAgent):
     """:class:`VWAgent` with ``exploration="squarecb"`` (SquareCB, Foster & Rakhlin 2020)."""
 
     name = "vw_squarecb"
-    __init__ = _fixed_exploration("squarecb")
+    Params = VWSettings
+    fixed_exploration = "squarecb"

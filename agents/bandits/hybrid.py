@@ -9,6 +9,7 @@ small for numpy's batched products, so scoring and slates are compiled loops too
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,9 +17,10 @@ from scipy.linalg.blas import dtrmm
 
 from agents.bandits.features import FeatureMap
 from agents.bandits.hybrid_kernels import _gather_p, _hybrid_scores, _hybrid_slates, _hybrid_update
-from agents.bandits.linear import check_number, deterministic_decision
+from agents.bandits.linear import LinUCB, deterministic_decision
 from agents.bandits.ridge import Ridge
 from agents.base import Agent, AgentError, Decision, Feedback, Observation
+from agents.params import integer
 from agents.registry import register
 from simenv import WorldSpec
 
@@ -50,21 +52,20 @@ class HybridLinUCB(Agent):
     matrices, each a pass over a (B, d, D)-sized temporary. Large work arrays are kept between
     calls (:meth:`_work`; not pickled); ``act`` and ``update`` share no cached results, so
     feedback may arrive after other ``act`` calls.
-
-    Args:
-        alpha: width multiplier, >= 0. lam: regularisation, > 0.
-        user_slots: number of per-user parameter slots, >= 1 (memory ~ 8 (d^2 + d D + d) bytes each).
     """
 
     name = "linucb_hybrid"
     state_fields = ("arm_state", "shared.A", "shared.b", "shared.A_inv", "shared.theta", "shared.n_rows")
 
-    def __init__(self, spec: WorldSpec, *, alpha: float = 1.0, lam: float = 1.0, user_slots: int = 4096) -> None:
-        check_number(self.name, "alpha", alpha, 0.0)
-        check_number(self.name, "lam", lam, 0.0, lo_open=True)
-        check_number(self.name, "user_slots", user_slots, 1, integer=True)
-        super().__init__(spec, alpha=alpha, lam=lam, user_slots=user_slots)
-        self.alpha, self.lam, self.user_slots = alpha, lam, user_slots
+    @dataclass(frozen=True)
+    class Params(LinUCB.Params):
+        user_slots: int = integer(
+            4096, "per-user parameter slots (user_id % user_slots; ~8 (d^2 + d D + d) bytes each)", ge=1
+        )
+
+    def __init__(self, spec: WorldSpec, **params: Any) -> None:
+        super().__init__(spec, **params)
+        lam, user_slots = self.hparams.lam, self.hparams.user_slots
         self.features = FeatureMap.from_spec(spec)
         big, d = self.features.dim, spec.embedding_dim
         self.shared = Ridge(big, lam)  # A0, b0 (A0 includes the -B^T A^-1 B corrections)
@@ -97,7 +98,7 @@ class HybridLinUCB(Agent):
 
     def arms(self, obs: Observation) -> np.ndarray:
         """(B,) int64 arm (user slot) of each user."""
-        return np.asarray(obs["user_id"] % self.user_slots, dtype=np.int64)
+        return np.asarray(obs["user_id"] % self.hparams.user_slots, dtype=np.int64)
 
     def arm_theta(self, arms: np.ndarray) -> np.ndarray:
         """(n, d) per-arm coefficients ``theta_a = A_a^-1 (b_a - B_a beta) = q_a - P_a beta``."""
@@ -125,7 +126,7 @@ class HybridLinUCB(Agent):
                 flat[:] = product.T
         mean, ucb = self._work("mean", items.shape[:2]), self._work("ucb", items.shape[:2])
         _hybrid_scores(
-            user, items, arms, self.arm_state, self.shared.theta, root, pr, p_beta, float(self.alpha),
+            user, items, arms, self.arm_state, self.shared.theta, root, pr, p_beta, float(self.hparams.alpha),
             self.features.observed_dims, mean, ucb,
         )  # fmt: skip
         return mean, ucb

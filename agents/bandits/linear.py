@@ -17,7 +17,7 @@ draws within small user groups.
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,35 +25,11 @@ from scipy.linalg import solve_triangular
 
 from agents.bandits.features import FeatureMap, Projected, served_rows
 from agents.bandits.ridge import DiscountedRidge, PrivateRidge, Ridge
-from agents.base import Agent, AgentError, Decision, Feedback, Observation
+from agents.base import Agent, Decision, Feedback, Observation
+from agents.params import AgentParams, choice, integer, number
 from agents.registry import register
 from agents.slates import epsilon_greedy_slates, greedy_slates, slate_epsilon_greedy_slates
 from simenv import WorldSpec
-
-
-def check_number(
-    agent: str,
-    name: str,
-    value: Any,
-    lo: float,
-    hi: float = math.inf,
-    *,
-    lo_open: bool = False,
-    hi_open: bool = False,
-    integer: bool = False,
-) -> None:
-    """Raise :class:`AgentError` naming ``agent.name``, the allowed range and ``value``."""
-    kind = "an integer" if integer else "a number"
-    allowed = f"{kind} in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-    if integer:
-        ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
-        ok = ok and math.isfinite(value)
-    if ok:
-        ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
-    if not ok:
-        raise AgentError(f"{agent}.{name} must be {allowed}; got {value!r}")
 
 
 class LinearBandit(Agent):
@@ -66,11 +42,14 @@ class LinearBandit(Agent):
 
     state_fields = ("model.A", "model.b", "model.A_inv", "model.theta", "model.n_rows")
 
-    def __init__(self, spec: WorldSpec, *, lam: float, **params: Any) -> None:
-        check_number(self.name, "lam", lam, 0.0, lo_open=True)
-        super().__init__(spec, lam=lam, **params)
+    @dataclass(frozen=True)
+    class Params(AgentParams):
+        lam: float = number(1.0, "ridge regularisation: A starts at lam I", gt=0.0)
+
+    def __init__(self, spec: WorldSpec, **params: Any) -> None:
+        super().__init__(spec, **params)
         self.features = FeatureMap.from_spec(spec)
-        self.model = self.make_model(self.features.dim, lam)
+        self.model = self.make_model(self.features.dim, self.hparams.lam)
 
     def make_model(self, dim: int, lam: float) -> Ridge:
         """The statistics this agent keeps."""
@@ -138,26 +117,19 @@ class LinearEpsilonGreedy(LinearBandit):
     (:func:`agents.slates.epsilon_greedy_slates`). ``"slate"``: with probability epsilon
     the whole slate is uniformly random, else greedy
     (:func:`agents.slates.slate_epsilon_greedy_slates`). Propensities are exact for both.
-
-    Args:
-        epsilon: exploration probability per slot (or per slate), in [0, 1].
-        lam: ridge regularisation, > 0.
-        exploration: ``"slot"`` or ``"slate"``.
     """
 
     name = "linear_egreedy"
 
-    def __init__(self, spec: WorldSpec, *, epsilon: float = 0.1, lam: float = 1.0, exploration: str = "slot") -> None:
-        check_number(self.name, "epsilon", epsilon, 0.0, 1.0)
-        if exploration not in ("slot", "slate"):
-            raise AgentError(f"{self.name}.exploration must be one of ['slot', 'slate']; got {exploration!r}")
-        super().__init__(spec, lam=lam, epsilon=epsilon, exploration=exploration)
-        self.epsilon = epsilon
-        self.exploration = exploration
+    @dataclass(frozen=True)
+    class Params(LinearBandit.Params):
+        epsilon: float = number(0.1, "exploration probability per slot (or per whole slate)", ge=0.0, le=1.0)
+        exploration: str = choice("slot", "explore each slot on its own, or the whole slate at once", ("slot", "slate"))
 
     def choose(self, x: Projected, mean: np.ndarray, rng: np.random.Generator) -> Decision:
-        sampler = epsilon_greedy_slates if self.exploration == "slot" else slate_epsilon_greedy_slates
-        return sampler(mean, self.spec.slate_size, self.epsilon, rng)
+        hp = self.hparams
+        sampler = epsilon_greedy_slates if hp.exploration == "slot" else slate_epsilon_greedy_slates
+        return sampler(mean, self.spec.slate_size, hp.epsilon, rng)
 
 
 @register
@@ -165,25 +137,20 @@ class LinUCB(LinearBandit):
     """LinUCB (Li et al. 2010, Alg. 1) over the shared context map: score
     ``x . theta + alpha sqrt(x^T A^-1 x)``, top-k by score. Deterministic: propensity 1;
     a decision explored when its slate differs from the top-k by the mean x . theta.
-
-    Args:
-        alpha: width multiplier (in reward units), >= 0.
-        lam: ridge regularisation, > 0.
     """
 
     name = "linucb"
 
-    def __init__(self, spec: WorldSpec, *, alpha: float = 1.0, lam: float = 1.0, **params: Any) -> None:
-        check_number(self.name, "alpha", alpha, 0.0)
-        super().__init__(spec, lam=lam, alpha=alpha, **params)
-        self.alpha = alpha
+    @dataclass(frozen=True)
+    class Params(LinearBandit.Params):
+        alpha: float = number(1.0, "width multiplier of the confidence bound (reward units)", ge=0.0)
 
     def width(self, x: Projected) -> np.ndarray:
         """(B, C) confidence widths ``sqrt(x^T M x)``."""
         return np.sqrt(np.maximum(x.quadratic(x.gram(self.model.width_matrix())), 0.0))
 
     def choose(self, x: Projected, mean: np.ndarray, rng: np.random.Generator) -> Decision:
-        return deterministic_decision(mean + self.alpha * self.width(x), mean, self.spec.slate_size)
+        return deterministic_decision(mean + self.hparams.alpha * self.width(x), mean, self.spec.slate_size)
 
 
 @register
@@ -192,22 +159,17 @@ class DiscountedLinUCB(LinUCB):
     so old evidence fades and drifting tastes are tracked (see :class:`DiscountedRidge`).
     The discount applies once per environment step (one batch of B users); the effective
     memory is about 1 / (1 - gamma) steps. ``alpha`` replaces the paper's beta_t.
-
-    Args:
-        alpha: width multiplier, >= 0. lam: regularisation, > 0.
-        gamma: discount per step, in (0, 1] (1 = plain LinUCB).
     """
 
     name = "discounted_linucb"
     state_fields = (*LinearBandit.state_fields, "model.W")
 
-    def __init__(self, spec: WorldSpec, *, alpha: float = 1.0, lam: float = 1.0, gamma: float = 0.99) -> None:
-        check_number(self.name, "gamma", gamma, 0.0, 1.0, lo_open=True)
-        self.gamma = gamma
-        super().__init__(spec, alpha=alpha, lam=lam, gamma=gamma)
+    @dataclass(frozen=True)
+    class Params(LinUCB.Params):
+        gamma: float = number(0.99, "discount of old evidence per step (1 = plain LinUCB)", gt=0.0, le=1.0)
 
     def make_model(self, dim: int, lam: float) -> Ridge:
-        return DiscountedRidge(dim, lam, self.gamma)
+        return DiscountedRidge(dim, lam, self.hparams.gamma)
 
 
 @register
@@ -215,14 +177,8 @@ class PrivateLinUCB(LinUCB):
     """LinUCB on differentially private statistics (Shariff & Sheffet 2018); calibration in
     :class:`PrivateRidge`. Contexts are clipped to norm ``feature_bound`` and divided by it,
     rewards clipped to [0, reward_bound] and divided by it; the score
-    ``reward_bound (x~ . theta + alpha sqrt(x~^T A^-1 x~))`` is in reward units again.
-
-    Args:
-        alpha: width multiplier, >= 0. lam: regularisation (scaled units), > 0.
-        epsilon: privacy budget, > 0. delta: in (0, 1).
-        horizon: steps per tree of the mechanism, >= 1 (longer runs start new trees).
-        feature_bound: context norm bound, > 0. reward_bound: reward bound, > 0.
-        seed: seed of the mechanism's noise generator.
+    ``reward_bound (x~ . theta + alpha sqrt(x~^T A^-1 x~))`` is in reward units again
+    (``lam`` is in the scaled units).
     """
 
     name = "dp_linucb"
@@ -235,38 +191,21 @@ class PrivateLinUCB(LinUCB):
         "model.rng",
     )
 
-    def __init__(
-        self,
-        spec: WorldSpec,
-        *,
-        alpha: float = 1.0,
-        lam: float = 1.0,
-        epsilon: float = 1.0,
-        delta: float = 1e-5,
-        horizon: int = 1024,
-        feature_bound: float = 3.0,
-        reward_bound: float = 8.0,
-        seed: int = 0,
-    ) -> None:
-        n = self.name
-        check_number(n, "epsilon", epsilon, 0.0, lo_open=True)
-        check_number(n, "delta", delta, 0.0, 1.0, lo_open=True, hi_open=True)
-        check_number(n, "horizon", horizon, 1, integer=True)
-        check_number(n, "feature_bound", feature_bound, 0.0, lo_open=True)
-        check_number(n, "reward_bound", reward_bound, 0.0, lo_open=True)
-        check_number(n, "seed", seed, 0, integer=True)
-        self._dp = {
-            "epsilon": epsilon,
-            "delta": delta,
-            "horizon": horizon,
-            "feature_bound": feature_bound,
-            "reward_bound": reward_bound,
-            "seed": seed,
-        }
-        super().__init__(spec, alpha=alpha, lam=lam, **self._dp)
+    @dataclass(frozen=True)
+    class Params(LinUCB.Params):
+        epsilon: float = number(1.0, "privacy budget epsilon of (epsilon, delta)-DP", gt=0.0)
+        delta: float = number(1e-5, "privacy budget delta of (epsilon, delta)-DP", gt=0.0, lt=1.0)
+        horizon: int = integer(1024, "steps per tree of the mechanism (longer runs start new trees)", ge=1)
+        feature_bound: float = number(3.0, "contexts are clipped to this norm", gt=0.0)
+        reward_bound: float = number(8.0, "rewards are clipped to [0, reward_bound] (reward units)", gt=0.0)
+        seed: int = integer(0, "seed of the mechanism's noise generator", ge=0)
 
     def make_model(self, dim: int, lam: float) -> Ridge:
-        return PrivateRidge(dim, lam, rows_per_record=self.spec.slate_size, **self._dp)
+        hp = self.hparams
+        return PrivateRidge(
+            dim, lam, epsilon=hp.epsilon, delta=hp.delta, horizon=hp.horizon, rows_per_record=self.spec.slate_size,
+            feature_bound=hp.feature_bound, reward_bound=hp.reward_bound, seed=hp.seed,
+        )  # fmt: skip
 
     def context(self, user: np.ndarray, items: np.ndarray, dtype: type = np.float64) -> np.ndarray:
         return self.model.scale(self.features(user, items, dtype))
@@ -307,38 +246,23 @@ class LinTS(LinearBandit):
     draw), only the Monte Carlo errors of users in one group are correlated; averages over
     many decisions still converge. ``propensity_group=1`` gives every user its own draws.
     ``explored``: the slate differs from the top-k by the mean.
-
-    Args:
-        v: posterior scale, >= 0 (0 = greedy). lam: regularisation, > 0.
-        propensity_draws: Monte Carlo draws per decision for the propensities, >= 1.
-        propensity_group: users sharing one set of propensity draws, >= 1.
     """
 
     name = "lints"
 
-    def __init__(
-        self,
-        spec: WorldSpec,
-        *,
-        v: float = 0.5,
-        lam: float = 1.0,
-        propensity_draws: int = 16,
-        propensity_group: int = 16,
-    ) -> None:
-        check_number(self.name, "v", v, 0.0)
-        check_number(self.name, "propensity_draws", propensity_draws, 1, integer=True)
-        check_number(self.name, "propensity_group", propensity_group, 1, integer=True)
-        super().__init__(spec, lam=lam, v=v, propensity_draws=propensity_draws, propensity_group=propensity_group)
-        self.v = v
-        self.propensity_draws = propensity_draws
-        self.propensity_group = propensity_group
+    @dataclass(frozen=True)
+    class Params(LinearBandit.Params):
+        v: float = number(0.5, "posterior scale: theta~ ~ N(theta_hat, v^2 A^-1) (0 = greedy)", ge=0.0)
+        propensity_draws: int = integer(16, "Monte Carlo draws per decision for the propensities", ge=1)
+        propensity_group: int = integer(16, "consecutive users sharing one set of propensity draws", ge=1)
 
     def choose(self, x: Projected, mean: np.ndarray, rng: np.random.Generator) -> Decision:
         b, dim = x.row_scale.shape
-        k, m, group = self.spec.slate_size, self.propensity_draws, self.propensity_group
+        hp = self.hparams
+        k, m, group = self.spec.slate_size, hp.propensity_draws, hp.propensity_group
         groups = -(-b // group)
         z = rng.standard_normal((b + groups * m, dim), np.float32)
-        theta = self.model.theta.astype(np.float32) + np.float32(self.v) * self.posterior_noise(z)  # (n, D)
+        theta = self.model.theta.astype(np.float32) + np.float32(hp.v) * self.posterior_noise(z)  # (n, D)
         served = x.linear(theta[:b, None, :], bias=False)[:, 0]  # (B, C), ranks as x . theta~
         copies = np.repeat(theta[b:].reshape(groups, m, dim), group, axis=0)[:b]  # (B, m, D)
         both = top_k(np.concatenate([served, mean]), k)
