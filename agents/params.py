@@ -16,8 +16,8 @@ value against its rule (type, range, finite, choices), raising :class:`agents.ba
 in [0.0, inf]; got -1``). The registry (:func:`agents.registry.agent_parameters`), ``bubblegym
 list`` and the scenario checks read the parameters, their ranges and meanings from here.
 
-This module imports nothing heavy, so parameter classes of agents whose own module is slow to
-import (the deep-RL agents, :mod:`agents.sb3_params`) can be read without importing it.
+This module imports only :mod:`agents.base`, so the parameter classes of agents whose own
+module is slow to import (the deep-RL agents: :mod:`agents.sb3_params`) can be read alone.
 """
 
 from __future__ import annotations
