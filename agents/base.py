@@ -154,14 +154,20 @@ def _checked_update(update):
 class Agent(ABC):
     """Base class: a batched policy over a world of shape ``spec``.
 
-    Subclasses set ``name`` (the registry key) and accept their hyper-parameters as
-    keyword arguments; :attr:`params` records them for every result row. Every
+    Subclasses set ``name`` (the registry key) and declare their hyper-parameters once, as
+    a frozen dataclass ``Params`` (:mod:`agents.params`: each field with its range and
+    meaning); ``__init__(spec, **params)`` checks them into :attr:`hparams` and
+    :attr:`params` records them for every result row. Every
     subclass's ``act`` and ``update`` refuse observations of another world's shape and
     malformed feedback (:func:`check_observation`, :func:`check_feedback`) before they run.
     """
 
     name: ClassVar[str] = ""
     needs_ground_truth: ClassVar[bool] = False
+    Params: ClassVar[type | None] = None
+    """The hyper-parameters: a frozen :class:`agents.params.AgentParams` dataclass. None for an agent
+    that still takes them as keyword arguments of its own ``__init__`` (``slateq``, until it
+    declares its Params)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -171,8 +177,15 @@ class Agent(ABC):
                 setattr(cls, attr, wrap(method))
 
     def __init__(self, spec: WorldSpec, **params: Any) -> None:
+        """Keep ``spec`` and the hyper-parameters ``params``, checked against :attr:`Params`
+        (:meth:`agents.params.AgentParams.parse`: :class:`AgentError` naming the parameter, what
+        it allows and the value) into :attr:`hparams`, defaults filled in."""
         self.spec = spec
-        self._params = dict(params)
+        if self.Params is None:
+            self._params = dict(params)
+        else:
+            self.hparams = self.Params.parse(self.name, params)
+            self._params = self.hparams.as_dict()
 
     @property
     def params(self) -> dict[str, Any]:

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from agents.base import Agent, Decision, Feedback, Observation
+from agents.base import Agent, AgentError, Decision, Feedback, Observation
+from agents.params import AgentParams, integer, number
 from agents.registry import register
 from agents.slates import epsilon_greedy_slates, greedy_slates
 from simenv import WorldSpec
-
-
-def _check_range(
-    agent: str, name: str, value: Any, allowed: str, lo: float, hi: float, *, lo_open: bool = False
-) -> None:
-    """Raise ``ValueError`` naming ``agent.name``, the ``allowed`` range and ``value``
-    unless ``value`` is a finite real number in [lo, hi] (or (lo, hi] if ``lo_open``)."""
-    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
-    ok = ok and math.isfinite(value) and (value > lo if lo_open else value >= lo) and value <= hi
-    if not ok:
-        raise ValueError(f"{agent}.{name} must be a number in {allowed}; got {value!r}")
 
 
 @register
@@ -32,9 +22,7 @@ class RandomAgent(Agent):
     """
 
     name = "random"
-
-    def __init__(self, spec: WorldSpec) -> None:
-        super().__init__(spec)
+    Params = AgentParams
 
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
         b = obs["user"].shape[0]
@@ -73,17 +61,16 @@ class PopularityAgent(Agent):
     state_fields = ("_ids", "_clicks", "_impressions")
     growable_fields = state_fields
 
-    def __init__(
-        self, spec: WorldSpec, *, epsilon: float = 0.05, prior_strength: float = 10.0, prior_ctr: float | None = None
-    ) -> None:
-        _check_range("popularity", "epsilon", epsilon, "[0, 1]", 0.0, 1.0)
-        _check_range("popularity", "prior_strength", prior_strength, "(0, inf)", 0.0, math.inf, lo_open=True)
-        if prior_ctr is not None:
-            _check_range("popularity", "prior_ctr", prior_ctr, "[0, 1] or None", 0.0, 1.0)
-        super().__init__(spec, epsilon=epsilon, prior_strength=prior_strength, prior_ctr=prior_ctr)
-        self.epsilon = float(epsilon)
-        self.prior_strength = float(prior_strength)
-        self.prior_ctr = None if prior_ctr is None else float(prior_ctr)
+    @dataclass(frozen=True)
+    class Params(AgentParams):
+        epsilon: float = number(0.05, "exploration probability per slot", ge=0.0, le=1.0)
+        prior_strength: float = number(10.0, "impressions' worth of the prior CTR in each item's score", gt=0.0)
+        prior_ctr: float | None = number(
+            None, "prior CTR of every item (None: the running global CTR)", ge=0.0, le=1.0, optional=True
+        )
+
+    def __init__(self, spec: WorldSpec, **params: Any) -> None:
+        super().__init__(spec, **params)
         self._ids = np.zeros(0, dtype=np.int64)
         self._clicks = np.zeros(0, dtype=np.float64)
         self._impressions = np.zeros(0, dtype=np.float64)
@@ -91,15 +78,15 @@ class PopularityAgent(Agent):
     @property
     def prior(self) -> float:
         """The prior CTR in use: ``prior_ctr`` if given, else all clicks / all impressions (0 before any)."""
-        if self.prior_ctr is not None:
-            return self.prior_ctr
+        if self.hparams.prior_ctr is not None:
+            return float(self.hparams.prior_ctr)
         shown = self._impressions.sum()
         return float(self._clicks.sum() / shown) if shown > 0 else 0.0
 
     def scores(self, obs: Observation) -> np.ndarray:
         """(B, C) float64 smoothed CTR of the candidates ``obs["item_ids"]`` (B, C) (the prior if unseen)."""
         item_ids = obs["item_ids"]
-        prior, strength = self.prior, self.prior_strength
+        prior, strength = self.prior, float(self.hparams.prior_strength)
         if not self._ids.size:
             return np.full(item_ids.shape, prior)
         pos = np.minimum(np.searchsorted(self._ids, item_ids), self._ids.size - 1)
@@ -117,7 +104,8 @@ class PopularityAgent(Agent):
         order = np.lexsort((rng.random((b, c)), scores), axis=1)
         ranks = np.empty((b, c), dtype=np.float64)
         np.put_along_axis(ranks, order, np.arange(c, dtype=np.float64)[None, :], axis=1)
-        decision = epsilon_greedy_slates(ranks, k, self.epsilon, rng)
+        epsilon = float(self.hparams.epsilon)
+        decision = epsilon_greedy_slates(ranks, k, epsilon, rng)
         # propensities marginal over the keys: greedy is uniform among the tied best remaining
         rows = np.arange(b)
         remaining = np.ones((b, c), dtype=bool)
@@ -127,7 +115,7 @@ class PopularityAgent(Agent):
             tied = (remaining & (scores == best[:, None])).sum(axis=1)
             chosen = decision.slates[:, j]
             is_best = scores[rows, chosen] == best
-            props[:, j] = (1.0 - self.epsilon) * is_best / tied + self.epsilon / (c - j)
+            props[:, j] = (1.0 - epsilon) * is_best / tied + epsilon / (c - j)
             remaining[rows, chosen] = False
         return Decision(slates=decision.slates, propensities=props, explored=decision.explored)
 
@@ -152,12 +140,22 @@ class StaticRankingAgent(Agent):
 
     name = "static"
 
-    def __init__(self, spec: WorldSpec, *, feature: int | None = None) -> None:
+    @dataclass(frozen=True)
+    class Params(AgentParams):
+        feature: int | None = integer(
+            None, "item-feature column to rank by (None: quality, the column after the embedding)", ge=0, optional=True
+        )
+
+    def __init__(self, spec: WorldSpec, **params: Any) -> None:
+        super().__init__(spec, **params)
+        feature = self.hparams.feature
         column = spec.embedding_dim if feature is None else feature
-        if not 0 <= column < spec.item_dim:
-            raise ValueError(f"static.feature must be in [0, {spec.item_dim - 1}]; got {feature}")
-        super().__init__(spec, feature=column)
-        self.feature = column
+        if not column < spec.item_dim:
+            raise AgentError(
+                f"static.feature must be an item-feature column, an integer in [0, {spec.item_dim - 1}] or None; "
+                f"got {feature}"
+            )
+        self._params["feature"] = self.feature = column  # the column in use is what a result row records
 
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
         scores = obs["candidates"][:, :, self.feature]
@@ -174,9 +172,7 @@ class OracleAgent(Agent):
 
     name = "oracle"
     needs_ground_truth = True
-
-    def __init__(self, spec: WorldSpec) -> None:
-        super().__init__(spec)
+    Params = AgentParams
 
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
         if "best_slate" not in obs:

@@ -2,8 +2,9 @@
 
 Three pieces:
 
-* :class:`SB3RecVecEnv`: an SB3 ``VecEnv`` over one batched :class:`simenv.RecVectorEnv`
-  (one world stepping N sessions in numpy, not N env copies). Observations are the flat
+* :class:`~agents.sb3_env.SB3RecVecEnv` (in :mod:`agents.sb3_env`): an SB3 ``VecEnv`` over
+  one batched :class:`simenv.RecVectorEnv` (one world stepping N sessions in numpy, not N env
+  copies). Observations are the flat
   float32 features of :func:`simenv.wrappers.flatten_observation`; actions are
   ``MultiDiscrete([C] * k)`` slates (``Discrete(C)`` for DQN with k = 1).
 * :class:`SlatePolicy`: SB3's ``MlpPolicy`` with the k slot categoricals batched as one
@@ -45,11 +46,9 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
-import time
 import warnings
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -58,187 +57,16 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.distributions import MultiCategoricalDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
 from agents.base import Agent, Decision, Observation
+from agents.params import INTEGER, Rule
 from agents.persist import ModelFileError
 from agents.registry import AgentError, register
+from agents.sb3_env import SB3RecVecEnv, SpacesOnlyVecEnv, as_sb3_vec_env
+from agents.sb3_params import A2CParams, DQNParams, PPOParams
 from agents.slates import epsilon_greedy_slates
-from simenv import RecVectorEnv, WorldConfig, WorldSpec, get_preset
-from simenv.wrappers import flat_observation_space, flatten_observation, slate_action_space, slate_from_action
-
-# ---------------------------------------------------------------------------- VecEnv
-
-
-class SB3RecVecEnv(VecEnv):
-    """SB3 ``VecEnv`` over one batched :class:`simenv.RecVectorEnv`.
-
-    ``step_wait`` runs one batched world step. Sessions that end restart in the same step
-    (same-step autoreset): their last observation goes into their info dict as
-    ``"terminal_observation"`` with ``"TimeLimit.truncated"`` (True when the session hit
-    ``users.max_steps`` without terminating) and an ``"episode"`` summary
-    (``r`` return, ``l`` length, ``t`` seconds since reset, as SB3's Monitor writes it).
-    Sessions still running get a fresh empty dict (one per env, as SB3 requires; building
-    N empty dicts costs a few microseconds). The world's batched ground truth of the last
-    step is kept, uncopied, in :attr:`last_info`.
-
-    ``reset()`` rebuilds the world from the seed set by :meth:`seed` (SB3 passes its
-    ``seed`` there); without a pending seed it restarts every session over the persistent
-    population (a fresh random world if the env was never seeded).
-
-    Args:
-        env: the batched world.
-        discrete: ``Discrete(C)`` actions (DQN, needs ``slate_size`` 1) instead of
-            ``MultiDiscrete([C] * k)``.
-    """
-
-    def __init__(self, env: RecVectorEnv, discrete: bool = False) -> None:
-        if not isinstance(env, RecVectorEnv):
-            raise TypeError(f"env must be a simenv.RecVectorEnv; got {type(env).__name__}")
-        self.venv = env
-        self.config: WorldConfig = env.config
-        self.discrete = bool(discrete)
-        n = env.num_envs
-        self._slate_size = self.config.slate_size
-        self._empty = [None] * n
-        self._ep_return = np.zeros(n, dtype=np.float64)
-        self._ep_length = np.zeros(n, dtype=np.int64)
-        self._t0 = time.perf_counter()
-        self._actions: np.ndarray | None = None
-        self.last_info: dict[str, Any] = {}
-        super().__init__(n, flat_observation_space(self.config), slate_action_space(self.config, self.discrete))
-
-    # -- stepping
-    def reset(self) -> np.ndarray:
-        """(N, D) float32 first observations of N new sessions."""
-        seed = self._seeds[0]
-        obs, info = self.venv.reset(seed=None if seed is None else int(seed))
-        self._reset_seeds()
-        self._reset_options()
-        self.reset_infos = [{} for _ in self._empty]
-        self.last_info = info
-        self._ep_return[:] = 0.0
-        self._ep_length[:] = 0
-        self._t0 = time.perf_counter()
-        return flatten_observation(obs)
-
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = actions
-
-    def step_wait(self) -> VecEnvStepReturn:
-        """``(obs (N, D) float32, rewards (N,) float32, dones (N,) bool, infos)``."""
-        if self._actions is None:
-            raise RuntimeError("step_wait() called without a pending step_async()")
-        slates = slate_from_action(self._actions, self.num_envs, self._slate_size)
-        self._actions = None
-        obs, reward, terminated, truncated, info = self.venv.step(slates)
-        self.last_info = info
-        self._ep_return += reward
-        self._ep_length += 1
-        dones = terminated | truncated
-        infos: list[dict[str, Any]] = [{} for _ in self._empty]
-        if "_final_obs" in info:
-            self._write_final_infos(infos, info, terminated, truncated)
-        return flatten_observation(obs), reward.astype(np.float32, copy=False), dones, infos
-
-    def _write_final_infos(
-        self, infos: list[dict[str, Any]], info: dict[str, Any], terminated: np.ndarray, truncated: np.ndarray
-    ) -> None:
-        """Fill the info dicts of the ended rows (a loop over ended rows only)."""
-        rows = np.flatnonzero(info["_final_obs"])
-        final = flatten_observation(info["final_obs"])
-        timeout = (truncated[rows] & ~terminated[rows]).tolist()
-        returns = self._ep_return[rows].tolist()
-        lengths = self._ep_length[rows].tolist()
-        elapsed = round(time.perf_counter() - self._t0, 6)
-        for j, i in enumerate(rows.tolist()):
-            infos[i] = {
-                "terminal_observation": final[j],
-                "TimeLimit.truncated": timeout[j],
-                "episode": {"r": returns[j], "l": lengths[j], "t": elapsed},
-            }
-        self._ep_return[rows] = 0.0
-        self._ep_length[rows] = 0
-
-    def close(self) -> None:
-        self.venv.close()
-
-    # -- attribute plumbing: one world serves every index
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        value = getattr(self.venv, attr_name)
-        return [value for _ in self._get_indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        setattr(self.venv, attr_name, value)
-
-    def env_method(
-        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
-    ) -> list[Any]:
-        result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
-        return [result for _ in self._get_indices(indices)]
-
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]
-
-
-class _SpacesOnlyVecEnv(VecEnv):
-    """A VecEnv that only carries spaces: lets an untrained model be built from a
-    :class:`WorldSpec` alone (for ``act`` before ``train``). It cannot be stepped."""
-
-    render_mode = None
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
-        super().__init__(1, observation_space, action_space)
-
-    @staticmethod
-    def _no_env(*_: Any) -> Any:
-        raise RuntimeError("this agent has no environment yet: call train(env_or_config, ...) first")
-
-    def reset(self) -> np.ndarray:
-        return self._no_env()
-
-    def step_async(self, actions: np.ndarray) -> None:
-        self._no_env(actions)
-
-    def step_wait(self) -> VecEnvStepReturn:
-        return self._no_env()
-
-    def close(self) -> None:
-        pass
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        return [getattr(self, attr_name)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        setattr(self, attr_name, value)
-
-    def env_method(
-        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
-    ) -> list[Any]:
-        raise RuntimeError("this agent has no environment yet")
-
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
-        return [False]
-
-
-def as_sb3_vec_env(env_or_config: Any, n_envs: int, discrete: bool = False) -> SB3RecVecEnv:
-    """An :class:`SB3RecVecEnv` from an adapter, a ``RecVectorEnv``, a ``WorldConfig`` or a
-    preset name (the last two with ``n_envs`` sessions)."""
-    if isinstance(env_or_config, SB3RecVecEnv):
-        if env_or_config.discrete != discrete:
-            raise ValueError(f"env_or_config has discrete={env_or_config.discrete}; this agent needs {discrete}")
-        return env_or_config
-    if isinstance(env_or_config, RecVectorEnv):
-        return SB3RecVecEnv(env_or_config, discrete)
-    if isinstance(env_or_config, str):
-        env_or_config = get_preset(env_or_config)
-    if isinstance(env_or_config, WorldConfig):
-        return SB3RecVecEnv(RecVectorEnv(n_envs, config=env_or_config, oracle=False), discrete)
-    raise TypeError(
-        "env_or_config must be an SB3RecVecEnv, a simenv.RecVectorEnv, a WorldConfig or a preset name; "
-        f"got {type(env_or_config).__name__}"
-    )
-
+from simenv import WorldSpec
+from simenv.wrappers import flatten_observation
 
 # ---------------------------------------------------------------------------- policy
 
@@ -405,28 +233,15 @@ def _free_weights(p: np.ndarray, used: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------- agents
 
 
-def _check_number(name: str, value: Any, lo: float, hi: float | None = None, *, integer: bool = False) -> None:
-    """Raise :class:`AgentError` unless ``lo <= value <= hi`` (of the right kind)."""
-    kind = int if integer else (int, float)
-    ok = isinstance(value, kind) and not isinstance(value, bool) and np.isfinite(value)
-    if not ok or value < lo or (hi is not None and value > hi):
-        what = "an integer" if integer else "a number"
-        raise AgentError(f"{name} must be {what} in [{lo}, {'inf' if hi is None else hi}]; got {value!r}")
-
-
-def _check_net_arch(owner: str, net_arch: Any) -> tuple[int, ...]:
-    arch = tuple(net_arch) if isinstance(net_arch, list | tuple) else None
-    if not arch or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in arch):
-        raise AgentError(f"{owner}.net_arch must be a non-empty sequence of layer widths >= 1; got {net_arch!r}")
-    return arch
+_TIMESTEPS = Rule(INTEGER, "user-steps to learn from", lo=1)
 
 
 class SB3Agent(Agent):
     """Base of the SB3 agents: builds, trains, serves, saves and loads one SB3 model.
 
-    Subclasses set ``name``, ``algorithm`` (an SB3 class), ``policy_class`` (SB3's
-    ``"MlpPolicy"`` or :class:`SlatePolicy`) and ``discrete`` (``Discrete`` actions), take
-    SB3's keyword arguments (plus ``n_envs`` and ``net_arch``) as their hyper-parameters,
+    Subclasses set ``name``, ``Params`` (:mod:`agents.sb3_params`: SB3's keyword arguments
+    plus ``n_envs`` and ``net_arch``), ``algorithm`` (an SB3 class), ``policy_class`` (SB3's
+    ``"MlpPolicy"`` or :class:`SlatePolicy`) and ``discrete`` (``Discrete`` actions),
     and override :meth:`act` if the policy is not an actor-critic.
     """
 
@@ -448,7 +263,7 @@ class SB3Agent(Agent):
 
     def _build(self, env: VecEnv, seed: int | None, tensorboard_log: str | None) -> BaseAlgorithm:
         kwargs = self._algorithm_kwargs()
-        policy_kwargs = {"net_arch": list(self._params["net_arch"])}
+        policy_kwargs = {"net_arch": list(self.hparams.net_arch)}
         return self.algorithm(
             self.policy_class,
             env,
@@ -474,7 +289,7 @@ class SB3Agent(Agent):
             with warnings.catch_warnings():
                 # PPO warns that its batch exceeds a one-env buffer; this model never trains.
                 warnings.filterwarnings("ignore", message="You have specified a mini-batch size")
-                self.model = self._build(_SpacesOnlyVecEnv(*self._flat_spaces()), 0, None)
+                self.model = self._build(SpacesOnlyVecEnv(*self._flat_spaces()), 0, None)
         return self.model
 
     def _attach(self, vec: SB3RecVecEnv, tensorboard_log: str | None) -> None:
@@ -513,12 +328,12 @@ class SB3Agent(Agent):
         Returns:
             ``self``, trained (a second call continues training).
         """
-        _check_number("total_timesteps", total_timesteps, 1, integer=True)
+        _TIMESTEPS.validate("total_timesteps", total_timesteps)
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
             raise AgentError(f"seed must be an integer; got {seed!r}")
         if tensorboard_log is not None and importlib.util.find_spec("tensorboard") is None:
             raise ImportError("tensorboard_log needs the tensorboard package: pip install 'bubblegym[tensorboard]'")
-        vec = as_sb3_vec_env(env_or_config, self._params["n_envs"], self.discrete)
+        vec = as_sb3_vec_env(env_or_config, self.hparams.n_envs, self.discrete)
         world = WorldSpec.from_config(vec.config)
         if world != self.spec:
             raise AgentError(f"{self.name}: the environment's shape {world} differs from the agent's spec {self.spec}")
@@ -670,47 +485,9 @@ class PPOAgent(SB3Agent):
     """
 
     name = "ppo"
+    Params = PPOParams
     algorithm = PPO
     policy_class = SlatePolicy
-
-    def __init__(
-        self,
-        spec: WorldSpec,
-        *,
-        n_envs: int = 16,
-        learning_rate: float = 3e-3,
-        n_steps: int = 32,
-        batch_size: int = 128,
-        n_epochs: int = 4,
-        gamma: float = 0.5,
-        gae_lambda: float = 0.9,
-        clip_range: float = 0.2,
-        ent_coef: float = 0.0,
-        net_arch: tuple[int, ...] = (64, 64),
-    ) -> None:
-        o = "ppo"
-        _check_number(f"{o}.n_envs", n_envs, 1, integer=True)
-        _check_number(f"{o}.learning_rate", learning_rate, 0)
-        _check_number(f"{o}.n_steps", n_steps, 1, integer=True)
-        _check_number(f"{o}.batch_size", batch_size, 2, integer=True)
-        _check_number(f"{o}.n_epochs", n_epochs, 1, integer=True)
-        _check_number(f"{o}.gamma", gamma, 0, 1)
-        _check_number(f"{o}.gae_lambda", gae_lambda, 0, 1)
-        _check_number(f"{o}.clip_range", clip_range, 0)
-        _check_number(f"{o}.ent_coef", ent_coef, 0)
-        super().__init__(
-            spec,
-            n_envs=n_envs,
-            learning_rate=learning_rate,
-            n_steps=n_steps,
-            batch_size=batch_size,
-            n_epochs=n_epochs,
-            gamma=gamma,
-            gae_lambda=gae_lambda,
-            clip_range=clip_range,
-            ent_coef=ent_coef,
-            net_arch=_check_net_arch(o, net_arch),
-        )
 
 
 @register
@@ -718,38 +495,9 @@ class A2CAgent(SB3Agent):
     """Advantage actor-critic (Mnih et al. 2016, synchronous) over ``MultiDiscrete`` slates."""
 
     name = "a2c"
+    Params = A2CParams
     algorithm = A2C
     policy_class = SlatePolicy
-
-    def __init__(
-        self,
-        spec: WorldSpec,
-        *,
-        n_envs: int = 16,
-        learning_rate: float = 7e-4,
-        n_steps: int = 8,
-        gamma: float = 0.5,
-        gae_lambda: float = 1.0,
-        ent_coef: float = 0.0,
-        net_arch: tuple[int, ...] = (64, 64),
-    ) -> None:
-        o = "a2c"
-        _check_number(f"{o}.n_envs", n_envs, 1, integer=True)
-        _check_number(f"{o}.learning_rate", learning_rate, 0)
-        _check_number(f"{o}.n_steps", n_steps, 1, integer=True)
-        _check_number(f"{o}.gamma", gamma, 0, 1)
-        _check_number(f"{o}.gae_lambda", gae_lambda, 0, 1)
-        _check_number(f"{o}.ent_coef", ent_coef, 0)
-        super().__init__(
-            spec,
-            n_envs=n_envs,
-            learning_rate=learning_rate,
-            n_steps=n_steps,
-            gamma=gamma,
-            gae_lambda=gae_lambda,
-            ent_coef=ent_coef,
-            net_arch=_check_net_arch(o, net_arch),
-        )
 
 
 @register
@@ -761,58 +509,17 @@ class DQNAgent(SB3Agent):
     """
 
     name = "dqn"
+    Params = DQNParams
     algorithm = DQN
     discrete = True
 
-    def __init__(
-        self,
-        spec: WorldSpec,
-        *,
-        n_envs: int = 16,
-        learning_rate: float = 1e-3,
-        buffer_size: int = 20_000,
-        learning_starts: int = 256,
-        batch_size: int = 64,
-        gamma: float = 0.5,
-        train_freq: int = 1,
-        gradient_steps: int = 1,
-        target_update_interval: int = 256,
-        exploration_fraction: float = 0.3,
-        exploration_final_eps: float = 0.05,
-        net_arch: tuple[int, ...] = (64, 64),
-    ) -> None:
+    def __init__(self, spec: WorldSpec, **params: Any) -> None:
         if spec.slate_size != 1:
             raise AgentError(
                 f"dqn needs slate_size 1 (a Discrete(C) action); got slate_size={spec.slate_size}. "
                 "Use ppo or a2c for slates."
             )
-        o = "dqn"
-        _check_number(f"{o}.n_envs", n_envs, 1, integer=True)
-        _check_number(f"{o}.learning_rate", learning_rate, 0)
-        _check_number(f"{o}.buffer_size", buffer_size, 1, integer=True)
-        _check_number(f"{o}.learning_starts", learning_starts, 0, integer=True)
-        _check_number(f"{o}.batch_size", batch_size, 1, integer=True)
-        _check_number(f"{o}.gamma", gamma, 0, 1)
-        _check_number(f"{o}.train_freq", train_freq, 1, integer=True)
-        _check_number(f"{o}.gradient_steps", gradient_steps, 1, integer=True)
-        _check_number(f"{o}.target_update_interval", target_update_interval, 1, integer=True)
-        _check_number(f"{o}.exploration_fraction", exploration_fraction, 0, 1)
-        _check_number(f"{o}.exploration_final_eps", exploration_final_eps, 0, 1)
-        super().__init__(
-            spec,
-            n_envs=n_envs,
-            learning_rate=learning_rate,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            target_update_interval=target_update_interval,
-            exploration_fraction=exploration_fraction,
-            exploration_final_eps=exploration_final_eps,
-            net_arch=_check_net_arch(o, net_arch),
-        )
+        super().__init__(spec, **params)
 
     def q_values(self, obs: Observation) -> np.ndarray:
         """(B, C) float64 Q-values of the candidates."""
@@ -821,4 +528,4 @@ class DQNAgent(SB3Agent):
             return policy.q_net(self._obs_tensor(obs)).numpy().astype(np.float64)
 
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
-        return epsilon_greedy_slates(self.q_values(obs), 1, self._params["exploration_final_eps"], rng)
+        return epsilon_greedy_slates(self.q_values(obs), 1, self.hparams.exploration_final_eps, rng)

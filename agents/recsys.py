@@ -17,9 +17,13 @@ users: ids are mapped to rows of growable arrays with sorted-array look-ups
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 from agents.base import Agent, Decision, Feedback, Observation
+from agents.params import AgentParams, integer, number
 from agents.registry import register
 from agents.slates import epsilon_greedy_slates
 from simenv import WorldSpec
@@ -29,7 +33,8 @@ from simenv import WorldSpec
 def check_range(
     owner: str, name: str, value: float, lo: float, hi: float | None = None, *, lo_open: bool = False
 ) -> None:
-    """Raise ``ValueError`` naming ``owner.name``, the allowed range and ``value`` if out of range."""
+    """Raise ``ValueError`` naming ``owner.name``, the allowed range and ``value`` if out of range
+    (SlateQ's check, until it declares its parameters as :class:`agents.params.AgentParams`)."""
     ok = isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
     ok = ok and (value > lo if lo_open else value >= lo) and (hi is None or value <= hi)
     if not ok:
@@ -199,48 +204,29 @@ class MatrixFactorizationAgent(Agent):
     growable_fields = (*embedding_fields("users"), *embedding_fields("items"))
     state_fields = (*growable_fields, "mu", "n_labels", "_init_rng")
 
-    def __init__(
-        self,
-        spec: WorldSpec,
-        *,
-        n_factors: int = 8,
-        learning_rate: float = 0.1,
-        regularization: float = 0.01,
-        init_std: float = 0.1,
-        epsilon: float = 0.1,
-        seed: int = 0,
-    ) -> None:
-        _check_int("mf", "n_factors", n_factors, 1)
-        check_range("mf", "learning_rate", learning_rate, 0.0, 1.0, lo_open=True)
-        check_range("mf", "regularization", regularization, 0.0)
-        check_range("mf", "init_std", init_std, 0.0)
-        check_range("mf", "epsilon", epsilon, 0.0, 1.0)
-        _check_int("mf", "seed", seed, 0)
-        super().__init__(
-            spec,
-            n_factors=n_factors,
-            learning_rate=learning_rate,
-            regularization=regularization,
-            init_std=init_std,
-            epsilon=epsilon,
-            seed=seed,
-        )
-        self.n_factors = n_factors
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.init_std = init_std
-        self.epsilon = epsilon
-        self.users = Embeddings(n_factors)
-        self.items = Embeddings(n_factors)
+    @dataclass(frozen=True)
+    class Params(AgentParams):
+        n_factors: int = integer(8, "latent factors f per user and per item", ge=1)
+        learning_rate: float = number(0.1, "SGD step size", gt=0.0, le=1.0)
+        regularization: float = number(0.01, "L2 penalty of biases and factors", ge=0.0)
+        init_std: float = number(0.1, "standard deviation of a new id's factors", ge=0.0)
+        epsilon: float = number(0.1, "exploration probability per slot", ge=0.0, le=1.0)
+        seed: int = integer(0, "seed of the factors' initialisation", ge=0)
+
+    def __init__(self, spec: WorldSpec, **params: Any) -> None:
+        super().__init__(spec, **params)
+        self.users = Embeddings(self.hparams.n_factors)
+        self.items = Embeddings(self.hparams.n_factors)
         self.mu = 0.0
         self.n_labels = 0
-        self._init_rng = np.random.default_rng(seed)
+        self._init_rng = np.random.default_rng(self.hparams.seed)
 
     def _add(self, table: Embeddings, ids: np.ndarray) -> np.ndarray:
         """Rows of ``ids`` in ``table``; new rows get random factors (ordered by id)."""
         rows, new_rows = table.add(ids)
         if new_rows.size:
-            table.vectors[new_rows] = self.init_std * self._init_rng.standard_normal((new_rows.size, self.n_factors))
+            hp = self.hparams
+            table.vectors[new_rows] = hp.init_std * self._init_rng.standard_normal((new_rows.size, hp.n_factors))
         return rows
 
     def predict(self, obs: Observation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -260,7 +246,7 @@ class MatrixFactorizationAgent(Agent):
         return self.predict(obs)[0]
 
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
-        return epsilon_greedy_slates(self.scores(obs), self.spec.slate_size, self.epsilon, rng)
+        return epsilon_greedy_slates(self.scores(obs), self.spec.slate_size, self.hparams.epsilon, rng)
 
     def update(self, obs: Observation, decision: Decision, feedback: Feedback) -> None:
         k = decision.slates.shape[1]
@@ -274,7 +260,7 @@ class MatrixFactorizationAgent(Agent):
         u, it = self.users, self.items
         p, q = u.vectors[user_rows], it.vectors[item_rows]
         error = labels - (self.mu + u.bias[user_rows] + it.bias[item_rows] + np.einsum("nf,nf->n", p, q))
-        lr, reg = self.learning_rate, self.regularization
+        lr, reg = self.hparams.learning_rate, self.hparams.regularization
         uniq_u, inv_u = np.unique(user_rows, return_inverse=True)
         uniq_i, inv_i = np.unique(item_rows, return_inverse=True)
         grad_bu = _row_mean(inv_u, error, uniq_u.size)
@@ -319,33 +305,22 @@ class ContentAgent(Agent):
     name = "content"
     state_fields = growable_fields = embedding_fields("profiles")
 
-    def __init__(
-        self,
-        spec: WorldSpec,
-        *,
-        profile_rate: float = 0.2,
-        prior_weight: float = 1.0,
-        quality_weight: float = 0.2,
-        epsilon: float = 0.1,
-    ) -> None:
-        check_range("content", "profile_rate", profile_rate, 0.0, 1.0)
-        check_range("content", "prior_weight", prior_weight, 0.0)
-        check_range("content", "quality_weight", quality_weight, 0.0)
-        check_range("content", "epsilon", epsilon, 0.0, 1.0)
-        super().__init__(
-            spec, profile_rate=profile_rate, prior_weight=prior_weight, quality_weight=quality_weight, epsilon=epsilon
-        )
-        self.profile_rate = profile_rate
-        self.prior_weight = prior_weight
-        self.quality_weight = quality_weight
-        self.epsilon = epsilon
+    @dataclass(frozen=True)
+    class Params(AgentParams):
+        profile_rate: float = number(0.2, "step of a profile toward each consumed embedding (EMA rate)", ge=0.0, le=1.0)
+        prior_weight: float = number(1.0, "weight of a new user's observed interests in its first profile", ge=0.0)
+        quality_weight: float = number(0.2, "weight of an item's quality in its score", ge=0.0)
+        epsilon: float = number(0.1, "exploration probability per slot", ge=0.0, le=1.0)
+
+    def __init__(self, spec: WorldSpec, **params: Any) -> None:
+        super().__init__(spec, **params)
         self.observed_dims = min(observed_interest_dims(spec), spec.embedding_dim)
         self.profiles = Embeddings(spec.embedding_dim)
 
     def prior(self, user: np.ndarray) -> np.ndarray:
         """(B, d) prior profile of new users from their features ``user`` (B, F_u)."""
         out = np.zeros((user.shape[0], self.spec.embedding_dim), dtype=np.float64)
-        out[:, : self.observed_dims] = self.prior_weight * user[:, : self.observed_dims]
+        out[:, : self.observed_dims] = self.hparams.prior_weight * user[:, : self.observed_dims]
         return out
 
     def user_profiles(self, obs: Observation) -> np.ndarray:
@@ -361,10 +336,10 @@ class ContentAgent(Agent):
         d = self.spec.embedding_dim
         cand = obs["candidates"]
         sim = np.einsum("bd,bcd->bc", self.user_profiles(obs), cand[:, :, :d].astype(np.float64))
-        return sim + self.quality_weight * cand[:, :, d].astype(np.float64)
+        return sim + self.hparams.quality_weight * cand[:, :, d].astype(np.float64)
 
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
-        return epsilon_greedy_slates(self.scores(obs), self.spec.slate_size, self.epsilon, rng)
+        return epsilon_greedy_slates(self.scores(obs), self.spec.slate_size, self.hparams.epsilon, rng)
 
     def update(self, obs: Observation, decision: Decision, feedback: Feedback) -> None:
         profiles = self.user_profiles(obs)
@@ -373,7 +348,7 @@ class ContentAgent(Agent):
         pick = np.where(clicked, feedback.clicks, 0)
         cand = np.take_along_axis(decision.slates, pick[:, None], axis=1)[:, 0]
         consumed = obs["candidates"][np.arange(len(cand)), cand, : self.spec.embedding_dim]
-        rate = self.profile_rate * clicked[:, None]
+        rate = self.hparams.profile_rate * clicked[:, None]
         self.profiles.vectors[rows] = (1.0 - rate) * profiles + rate * consumed
         self.profiles.count[rows] += decision.slates.shape[1]
 
@@ -408,56 +383,24 @@ class HybridAgent(Agent):
         *(f"content.{field}" for field in ContentAgent.growable_fields),
     )
 
-    def __init__(
-        self,
-        spec: WorldSpec,
-        *,
-        user_threshold: float = 200.0,
-        item_threshold: float = 100.0,
-        max_mf_weight: float = 0.5,
-        n_factors: int = 8,
-        learning_rate: float = 0.1,
-        regularization: float = 0.01,
-        profile_rate: float = 0.2,
-        prior_weight: float = 1.0,
-        quality_weight: float = 0.2,
-        epsilon: float = 0.1,
-        seed: int = 0,
-    ) -> None:
-        check_range("hybrid", "user_threshold", user_threshold, 0.0)
-        check_range("hybrid", "item_threshold", item_threshold, 0.0)
-        check_range("hybrid", "max_mf_weight", max_mf_weight, 0.0, 1.0)
-        check_range("hybrid", "epsilon", epsilon, 0.0, 1.0)
-        super().__init__(
-            spec,
-            user_threshold=user_threshold,
-            item_threshold=item_threshold,
-            max_mf_weight=max_mf_weight,
-            n_factors=n_factors,
-            learning_rate=learning_rate,
-            regularization=regularization,
-            profile_rate=profile_rate,
-            prior_weight=prior_weight,
-            quality_weight=quality_weight,
-            epsilon=epsilon,
-            seed=seed,
-        )
-        self.user_threshold = user_threshold
-        self.item_threshold = item_threshold
-        self.max_mf_weight = max_mf_weight
-        self.epsilon = epsilon
-        self.mf = MatrixFactorizationAgent(
-            spec, n_factors=n_factors, learning_rate=learning_rate, regularization=regularization, seed=seed
-        )
-        self.content = ContentAgent(
-            spec, profile_rate=profile_rate, prior_weight=prior_weight, quality_weight=quality_weight
-        )
+    @dataclass(frozen=True)
+    class Params(ContentAgent.Params, MatrixFactorizationAgent.Params):
+        user_threshold: float = number(200.0, "user impressions for full trust in MF (0: no ramp)", ge=0.0)
+        item_threshold: float = number(100.0, "item impressions for full trust in MF (0: no ramp)", ge=0.0)
+        max_mf_weight: float = number(0.5, "weight of MF once both thresholds are met (1 = MF alone)", ge=0.0, le=1.0)
+
+    def __init__(self, spec: WorldSpec, **params: Any) -> None:
+        super().__init__(spec, **params)
+        values = self.hparams.as_dict()
+        self.mf = MatrixFactorizationAgent(spec, **{k: values[k] for k in MatrixFactorizationAgent.Params.fields()})
+        self.content = ContentAgent(spec, **{k: values[k] for k in ContentAgent.Params.fields()})
 
     def _weight(self, n_user: np.ndarray, n_item: np.ndarray) -> np.ndarray:
         """(B, C) MF weight from user (B,) and item (B, C) interaction counts."""
-        w_user = np.minimum(1.0, n_user / self.user_threshold) if self.user_threshold else np.ones_like(n_user)
-        w_item = np.minimum(1.0, n_item / self.item_threshold) if self.item_threshold else np.ones_like(n_item)
-        return self.max_mf_weight * w_user[:, None] * w_item
+        hp = self.hparams
+        w_user = np.minimum(1.0, n_user / hp.user_threshold) if hp.user_threshold else np.ones_like(n_user)
+        w_item = np.minimum(1.0, n_item / hp.item_threshold) if hp.item_threshold else np.ones_like(n_item)
+        return hp.max_mf_weight * w_user[:, None] * w_item
 
     def mf_weight(self, obs: Observation) -> np.ndarray:
         """(B, C) weight in [0, 1] on the MF score (the switching rule above)."""
@@ -471,7 +414,7 @@ class HybridAgent(Agent):
         return w * row_standardize(mf_scores) + (1.0 - w) * row_standardize(self.content.scores(obs))
 
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
-        return epsilon_greedy_slates(self.scores(obs), self.spec.slate_size, self.epsilon, rng)
+        return epsilon_greedy_slates(self.scores(obs), self.spec.slate_size, self.hparams.epsilon, rng)
 
     def update(self, obs: Observation, decision: Decision, feedback: Feedback) -> None:
         self.mf.update(obs, decision, feedback)

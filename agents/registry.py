@@ -1,7 +1,9 @@
 """Agents by name: ``make_agent("linucb", spec, alpha=1.0)``.
 
 Agent classes register themselves with :func:`register`; unknown names or keyword
-arguments raise :class:`AgentError` listing what is allowed.
+arguments raise :class:`AgentError` listing what is allowed. Each agent's parameters, with
+their defaults, ranges and meanings, are its ``Params`` class (:mod:`agents.params`):
+:func:`params_class` reads it without importing a deferred agent's module.
 """
 
 from __future__ import annotations
@@ -11,9 +13,19 @@ import inspect
 from typing import Any
 
 from agents.base import Agent, AgentError
+from agents.params import AgentParams
 from simenv import WorldSpec
 
-__all__ = ["AgentError", "agent_class", "agent_names", "agent_parameters", "make_agent", "register"]
+__all__ = [
+    "AgentError",
+    "agent_class",
+    "agent_names",
+    "agent_parameters",
+    "check_parameter",
+    "make_agent",
+    "params_class",
+    "register",
+]
 
 
 _REGISTRY: dict[str, type[Agent]] = {}
@@ -34,6 +46,9 @@ _DEFERRED: dict[str, str] = {"ppo": "agents.deep_rl", "a2c": "agents.deep_rl", "
 """Agents whose module is imported only when one of them is asked for (torch and
 stable-baselines3 take seconds to import, which every worker process would pay)."""
 
+_DEFERRED_PARAMS = "agents.sb3_params"
+"""A light module whose ``PARAMS`` maps each deferred agent's name to its Params class."""
+
 
 def agent_names() -> list[str]:
     """All registered agent names, sorted (without importing the deferred modules)."""
@@ -52,14 +67,38 @@ def agent_class(name: str) -> type[Agent]:
         raise AgentError(f"unknown agent {name!r}; allowed: {agent_names()}") from None
 
 
+def params_class(name: str) -> type[AgentParams] | None:
+    """The Params class of agent ``name`` (read without importing a deferred agent's module),
+    or None for an agent that takes its parameters as keyword arguments of ``__init__``."""
+    _load_builtin()
+    if name not in _REGISTRY and name in _DEFERRED:
+        return importlib.import_module(_DEFERRED_PARAMS).PARAMS[name]
+    return agent_class(name).Params
+
+
 def agent_parameters(name: str) -> dict[str, Any]:
     """Keyword arguments ``name`` accepts, with their defaults."""
+    params = params_class(name)
+    if params is not None:
+        return params.defaults()
     sig = inspect.signature(agent_class(name).__init__)
     return {
         p.name: p.default
         for p in sig.parameters.values()
         if p.name not in ("self", "spec") and p.kind is p.KEYWORD_ONLY
     }
+
+
+def check_parameter(name: str, key: str, value: Any) -> None:
+    """Check one parameter value of agent ``name`` against its declared rule, without building
+    the agent (nothing is checked for an agent without Params: building it checks).
+
+    Raises:
+        AgentError: an unknown parameter, or ``"<name>.<key> must be <allowed>; got <value>"``.
+    """
+    params = params_class(name)
+    if params is not None:
+        params.parse(name, {key: value})
 
 
 def make_agent(name: str, spec: WorldSpec, **params: Any) -> Agent:

@@ -91,35 +91,3 @@ def slate_epsilon_greedy_slates(scores: np.ndarray, k: int, epsilon: float, rng:
         on_greedy &= is_greedy
         q *= uniform
     return Decision(slates=slates, propensities=props, explored=(slates != greedy).any(axis=1))
-
-
-def softmax_slates(scores: np.ndarray, k: int, temperature: float, rng: np.random.Generator) -> Decision:
-    """Sample k items without replacement from softmax(scores / temperature) (Plackett-Luce).
-
-    The propensity at slot j is the softmax probability renormalised over the items
-    still remaining.
-    """
-    b, c = scores.shape
-    rows = np.arange(b)
-    greedy = greedy_slates(scores, k)
-    logits = scores.astype(np.float64) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    weights = np.exp(logits)
-    slates = np.empty((b, k), dtype=np.int64)
-    props = np.empty((b, k), dtype=np.float64)
-    u = rng.random((b, k))
-    for j in range(k):
-        total = weights.sum(axis=1)
-        cdf = np.cumsum(weights, axis=1)
-        chosen = np.minimum((cdf <= (u[:, j] * total)[:, None]).sum(axis=1), c - 1)
-        # guard against picking a zero-weight (already used) item at the float edge
-        while True:
-            bad = weights[rows, chosen] == 0
-            if not bad.any():
-                break
-            chosen[bad] = np.argmax(weights[bad], axis=1)
-        props[:, j] = weights[rows, chosen] / total
-        slates[:, j] = chosen
-        weights[rows, chosen] = 0.0
-    explored = (slates != greedy).any(axis=1)
-    return Decision(slates=slates, propensities=props, explored=explored)

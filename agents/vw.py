@@ -64,7 +64,7 @@ default). ``hold_examples=True`` instead keeps the parsed examples until
 :meth:`VWAgent.update` sets the label on the chosen one (``set_label_string``) and learns on
 the same objects: one parse per decision, but every held example costs VW about 35 kB (its
 256 namespace slots), i.e. about 1.8 GB for B = 1,024 and C = 50, and measured no faster
-(the re-parse reuses a few cache-hot pooled examples; ``experiments/bench_agents.py``).
+(the re-parse reuses a few cache-hot pooled examples; ``benchmarks/bench_agents.py``).
 Both ways give identical models. VW takes one multi-line example per call, so parsing,
 prediction and learning loop over users in Python (two or three native calls per user);
 everything else (formatting, sampling, labels) is batched. Sampling is batched in numpy with the agent's ``rng``;
@@ -73,193 +73,56 @@ VW's own randomness (bag bootstrap, cover) is seeded by ``--random_seed seed``.
 
 from __future__ import annotations
 
-import inspect
 import os
-import re
 import tempfile
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pylibvw
 from vowpalwabbit import pyvw
 
 from agents.base import Agent, Decision, Feedback, Observation
+from agents.params import choice
 from agents.persist import ModelFileError
 from agents.registry import register
+from agents.vw_options import (
+    CB_TYPES,
+    CREDITS,
+    EXPLORATIONS,
+    SLATE_MODES,
+    VW_FLAGS,
+    VWSettings,
+    check_vw_flags,
+    vw_arguments,
+    vw_model_flags,
+)
 from simenv import WorldSpec
 
-SLATE_MODES: tuple[str, ...] = ("pmf", "head", "ccb")
-CREDITS: tuple[str, ...] = ("clicked", "slots")
-CB_TYPES: tuple[str, ...] = ("mtr", "ips", "dr", "dm")
+__all__ = [
+    "CB_TYPES",
+    "CREDITS",
+    "EXPLORATIONS",
+    "SLATE_MODES",
+    "VW_FLAGS",
+    "ExampleFormatter",
+    "VWAgent",
+    "VWEpsilonAgent",
+    "VWSettings",
+    "VWSquareCBAgent",
+    "check_vw_flags",
+    "fill_slates",
+    "vw_arguments",
+    "vw_model_flags",
+    "vw_workspace",
+]
+
 
 _DECIMALS = 3
 _INT_DIGITS = 2
 _VALUE_WIDTH = 1 + _INT_DIGITS + 1 + _DECIMALS  # sign, integer digits, '.', decimals: "-01.234"
 _CB_LABEL = pyvw.LabelType.CONTEXTUAL_BANDIT.value
-
-
-_EXPLORATION_FLAGS: dict[str, str] = {
-    "epsilon": "--epsilon {epsilon}",
-    "softmax": "--softmax --lambda {softmax_lambda}",
-    "bag": "--bag {bag_size}",
-    "cover": "--cover {cover_size} --psi {cover_psi}",
-    "squarecb": "--squarecb --gamma_scale {gamma_scale} --gamma_exponent {gamma_exponent}",
-    "regcb": "--regcb --mellowness {mellowness}",
-    "regcbopt": "--regcbopt --mellowness {mellowness}",
-    "rnd": "--rnd {rnd_size} --rnd_alpha {rnd_alpha} --rnd_invlambda {rnd_invlambda}",
-    "first": "--first {first_n}",
-    "synthcover": "--synthcover --synthcoversize {synthcover_size} --synthcoverpsi {synthcover_psi}",
-}
-"""VW flags of each exploration algorithm, filled from the agent's parameters."""
-
-EXPLORATIONS: tuple[str, ...] = tuple(_EXPLORATION_FLAGS)
-"""Exploration algorithms of VW's ``cb_explore_adf`` available by name."""
-
-
-# ------------------------------------------------------------------ allowed VW flags
-
-_SWITCH, _COUNT, _INT, _FLOAT = "no value", "an integer >= 0", "an integer", "a number"
-_PAIR, _TRIPLE, _NAMESPACES = "2 namespace letters (or ':')", "3 namespace letters (or ':')", "namespace letters"
-_VALUE_PATTERNS: dict[str, re.Pattern[str]] = {
-    _COUNT: re.compile(r"^\d+$"),
-    _INT: re.compile(r"^-?\d+$"),
-    _FLOAT: re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"),
-    _PAIR: re.compile(r"^[A-Za-z:]{2}$"),
-    _TRIPLE: re.compile(r"^[A-Za-z:]{3}$"),
-    _NAMESPACES: re.compile(r"^[A-Za-z:]+$"),
-}
-
-VW_FLAGS: dict[str, str | tuple[str, ...]] = {
-    # contextual-bandit reductions and exploration (what VW stores in its model files too)
-    "--cb_explore_adf": _SWITCH, "--ccb_explore_adf": _SWITCH, "--cb_adf": _SWITCH, "--cb_sample": _SWITCH,
-    "--csoaa_ldf": ("m", "multiline", "mc", "multiline-classifier"), "--csoaa_rank": _SWITCH,
-    "--cb_type": ("ips", "dm", "dr", "mtr", "sm"), "--cb_min_cost": _FLOAT, "--cb_max_cost": _FLOAT,
-    "--epsilon": _FLOAT, "--first_only": _SWITCH, "--first": _COUNT, "--bag": _COUNT, "--cover": _COUNT,
-    "--psi": _FLOAT, "--nounif": _SWITCH, "--softmax": _SWITCH, "--lambda": _FLOAT, "--squarecb": _SWITCH,
-    "--gamma_scale": _FLOAT, "--gamma_exponent": _FLOAT, "--elim": _SWITCH, "--regcb": _SWITCH,
-    "--regcbopt": _SWITCH, "--mellowness": _FLOAT, "--rnd": _COUNT, "--rnd_alpha": _FLOAT,
-    "--rnd_invlambda": _FLOAT, "--synthcover": _SWITCH, "--synthcoversize": _COUNT, "--synthcoverpsi": _FLOAT,
-    # the learner
-    "--learning_rate": _FLOAT, "--power_t": _FLOAT, "--initial_t": _FLOAT, "--decay_learning_rate": _FLOAT,
-    "--l1": _FLOAT, "--l2": _FLOAT, "--adaptive": _SWITCH, "--normalized": _SWITCH, "--invariant": _SWITCH,
-    "--sgd": _SWITCH, "--quantile_tau": _FLOAT, "--save_resume": _SWITCH,
-    "--loss_function": ("squared", "classic", "hinge", "logistic", "quantile", "poisson", "expectile"),
-    # features
-    "--bit_precision": _COUNT, "--quadratic": _PAIR, "--cubic": _TRIPLE, "--interactions": _NAMESPACES,
-    "--ignore": _NAMESPACES, "--ignore_linear": _NAMESPACES, "--keep": _NAMESPACES, "--noconstant": _SWITCH,
-    "--hash": ("strings", "all"), "--hash_seed": _COUNT,
-    # run
-    "--random_seed": _COUNT, "--quiet": _SWITCH,
-}  # fmt: skip
-"""VW flags an agent's ``extra_args`` (and a saved VW model's stored flags) may hold, with
-the kind of value each takes: behaviour only. Every other flag is refused, above all those
-that read or write files or open sockets (``-f``, ``-i``, ``-d``, ``-c``, ``-p``, ``-r``,
-``--readable_model``, ``--invert_hash``, ``--audit_regressor``, ``--cache_file``, ``--data``,
-``--predictions``, ``--raw_predictions``, ``--dictionary``, ``--feature_mask``,
-``--output_feature_regularizer_*``, ``--input_feature_regularizer``, ``--daemon``, ``--port``,
-``--pid_file``, ...). (``--save_resume`` is a behaviour flag, a no-op since VW 9.)"""
-
-_FLAG_ALIASES = {"-q": "--quadratic", "-b": "--bit_precision", "-l": "--learning_rate"}
-
-
-def check_vw_flags(text: str, where: str) -> list[str]:
-    """The tokens of the VW flags ``text`` (``--flag=value`` split in two) if every one is
-    allowed (:data:`VW_FLAGS`).
-
-    Each token must be an allowed flag (long form, ``--flag=value``, or ``-q``/``-b``/``-l``)
-    followed by exactly the value it takes, of the right kind; a bare value is refused too
-    (VW reads one as a data file).
-
-    Raises:
-        ValueError: naming ``where``, the token, and what is allowed.
-    """
-    tokens, out, i = text.split(), [], 0
-    while i < len(tokens):
-        name, eq, attached = tokens[i].partition("=") if tokens[i].startswith("--") else (tokens[i], "", "")
-        flag = _FLAG_ALIASES.get(name, name)
-        kind = VW_FLAGS.get(flag)
-        if kind is None:
-            what = f"flag {name!r} is not allowed" if name.startswith("-") else f"{name!r} is not a flag"
-            raise ValueError(
-                f"{where}: {what} (VW flags that read or write files, or are unknown, are refused); "
-                f"allowed: {' '.join(sorted(VW_FLAGS))} {' '.join(_FLAG_ALIASES)}"
-            )
-        if kind == _SWITCH:
-            if eq:
-                raise ValueError(f"{where}: {name} takes no value; got {attached!r}")
-            out.append(name)
-            i += 1
-            continue
-        value = attached if eq else (tokens[i + 1] if i + 1 < len(tokens) else None)
-        i += 1 if eq else 2
-        ok = value is not None and (value in kind if isinstance(kind, tuple) else _VALUE_PATTERNS[kind].match(value))
-        if not ok:
-            want = f"one of {list(kind)}" if isinstance(kind, tuple) else kind
-            raise ValueError(f"{where}: {name} takes {want}; got {value!r}")
-        out += [name, value]
-    return out
-
-
-def vw_arguments(params: dict[str, Any], model: str | Path | None = None) -> str:
-    """The VW command line of an agent with hyper-parameters ``params`` (see :class:`VWAgent`).
-
-    ``interactions`` and ``extra_args`` pass :func:`check_vw_flags` (ValueError otherwise).
-    With ``model`` (a file written by ``Workspace.save``) VW starts from it; the seed is then
-    left out, as the model carries VW's random state (``bag`` saves its advanced seed).
-    """
-    args = ["--ccb_explore_adf" if params["slate_mode"] == "ccb" else "--cb_explore_adf", "--quiet"]
-    args += ["--random_seed", str(params["seed"])] if model is None else ["--initial_regressor", str(model)]
-    args += ["--cb_type", params["cb_type"], "--learning_rate", f"{params['learning_rate']}"]
-    for pair in params["interactions"].replace(",", " ").split():
-        args += check_vw_flags(f"-q {pair}", "vw.interactions")
-    args += _EXPLORATION_FLAGS[params["exploration"]].format(**params).split()
-    args += check_vw_flags(params["extra_args"], "vw.extra_args")
-    return " ".join(args)
-
-
-def vw_model_flags(model: bytes) -> list[str]:
-    """The flags stored in the header of a VW 9 model file, checked by :func:`check_vw_flags`.
-
-    VW turns a model's stored flags (and its id) into command-line options when it loads the
-    model, so a forged header could make it write files (``--readable_model``); this reads
-    the header first. Layout (VW 9, ``parse_regressor.cc``): version and id (u32 length +
-    nul-terminated text), ``'m'``, min and max label (f32), bits and lda (u32), the ngram and
-    skip definitions (u32 count + 3 bytes each), the flags (u32 length + text), a checksum.
-
-    Raises:
-        ValueError: not a VW 9 model, an id, ngram or skip definitions (VW makes flags of
-            them; no agent writes them), or a stored flag that is not allowed.
-    """
-    at = 0
-
-    def take(n: int) -> bytes:
-        nonlocal at
-        if n > len(model) - at:
-            raise ValueError(f"the VW model ends inside its header (byte {at} of {len(model)})")
-        at += n
-        return model[at - n : at]
-
-    def text(what: str) -> str:
-        raw = take(int.from_bytes(take(4), "little")).split(b"\0", 1)[0]  # VW reads up to the first nul
-        try:
-            return raw.decode("ascii")
-        except UnicodeDecodeError:
-            raise ValueError(f"the VW model's {what} is not ASCII text: {raw[:40]!r}") from None
-
-    version = text("version")
-    if not re.fullmatch(r"9\.\d+\.\d+", version):
-        raise ValueError(f"want a VW 9 model (the header layout checked here); got version {version!r}")
-    if model_id := text("id"):
-        raise ValueError(f"the VW model has an id {model_id!r}; want none (VW turns it into flags)")
-    if take(1) != b"m":
-        raise ValueError("not a VW model: no 'm' marker after the version")
-    take(16)  # min label, max label, bits, lda
-    for what in ("ngram", "skip"):
-        if count := int.from_bytes(take(4), "little"):
-            raise ValueError(f"the VW model has {count} {what} definitions; want none (VW turns them into flags)")
-    return check_vw_flags(text("stored flags"), "the VW model's stored flags")
 
 
 def vw_workspace(params: dict[str, Any], model: bytes | None = None) -> pyvw.Workspace:
@@ -403,59 +266,27 @@ def fill_slates(
 class VWAgent(Agent):
     """A VW ``cb_explore_adf`` contextual bandit over the C candidates (module docstring).
 
-    Hyper-parameters (keyword-only): ``exploration`` (one of :data:`EXPLORATIONS`) and the
-    parameters of each algorithm (used only by it): ``epsilon`` (epsilon, in [0, 1]),
-    ``softmax_lambda`` (softmax inverse temperature), ``bag_size`` (bag), ``cover_size``,
-    ``cover_psi`` (cover), ``gamma_scale``, ``gamma_exponent`` (squarecb: gamma =
-    gamma_scale t^gamma_exponent), ``mellowness`` (regcb/regcbopt), ``rnd_size``,
-    ``rnd_alpha``, ``rnd_invlambda`` (rnd), ``first_n`` (first), ``synthcover_size``,
-    ``synthcover_psi`` (synthcover). Common: ``learning_rate``, ``cb_type`` (one of
-    :data:`CB_TYPES`), ``interactions`` (VW ``-q`` pairs, e.g. ``"ua"`` or ``"ua aa"``),
-    ``reward_scale`` (cost = -reward / reward_scale), ``slate_mode`` (:data:`SLATE_MODES`),
-    ``credit`` (:data:`CREDITS`), ``hold_examples`` (keep parsed examples for the update), ``seed``
-    (VW ``--random_seed``), ``extra_args`` (more VW flags, each on the allow-list :data:`VW_FLAGS`).
-
+    Hyper-parameters: ``exploration`` (one of :data:`EXPLORATIONS`) and :class:`VWSettings`.
     ``Decision.predicted`` is VW's regression estimate of each served item's reward,
     ``-cost * reward_scale``.
     """
 
     name = "vw"
 
-    def __init__(
-        self,
-        spec: WorldSpec,
-        *,
-        exploration: str = "epsilon",
-        epsilon: float = 0.1,
-        softmax_lambda: float = 1.0,
-        bag_size: int = 5,
-        cover_size: int = 5,
-        cover_psi: float = 1.0,
-        gamma_scale: float = 10.0,
-        gamma_exponent: float = 0.5,
-        mellowness: float = 0.1,
-        rnd_size: int = 3,
-        rnd_alpha: float = 0.1,
-        rnd_invlambda: float = 0.1,
-        first_n: int = 10,
-        synthcover_size: int = 100,
-        synthcover_psi: float = 0.1,
-        learning_rate: float = 0.5,
-        cb_type: str = "mtr",
-        interactions: str = "ua",
-        reward_scale: float = 1.0,
-        slate_mode: str = "head",
-        credit: str = "clicked",
-        hold_examples: bool = False,
-        seed: int = 0,
-        extra_args: str = "",
-    ) -> None:
-        params = {key: value for key, value in locals().items() if key not in ("self", "spec", "__class__")}
-        _validate(params)
+    @dataclass(frozen=True)
+    class Params(VWSettings):
+        exploration: str = choice("epsilon", "VW's exploration algorithm (module docstring)", EXPLORATIONS)
+
+    fixed_exploration: ClassVar[str | None] = None
+    """The exploration algorithm of a subclass that fixes it (then not a parameter)."""
+
+    def __init__(self, spec: WorldSpec, **params: Any) -> None:
         super().__init__(spec, **params)
-        ccb_slots = spec.slate_size if slate_mode == "ccb" else 0
+        if self.fixed_exploration is not None:  # recorded with the parameters, as VW runs with it
+            self._params = {"exploration": self.fixed_exploration, **self._params}
+        ccb_slots = spec.slate_size if self._params["slate_mode"] == "ccb" else 0
         self._formatter = ExampleFormatter(spec.user_dim, spec.item_dim, spec.n_candidates, ccb_slots)
-        self._ws = vw_workspace(params)
+        self._ws = vw_workspace(self._params)
         self._pending: _Pending | None = None
 
     # ------------------------------------------------------------------ acting
@@ -661,71 +492,13 @@ def _label_strings(costs: np.ndarray, probs: np.ndarray, actions: np.ndarray | N
     ]
 
 
-_POSITIVE = {
-    "softmax_lambda": "softmax_lambda",
-    "cover_psi": "cover_psi",
-    "gamma_scale": "gamma_scale",
-    "mellowness": "mellowness",
-    "rnd_alpha": "rnd_alpha",
-    "rnd_invlambda": "rnd_invlambda",
-    "synthcover_psi": "synthcover_psi",
-    "learning_rate": "learning_rate",
-    "reward_scale": "reward_scale",
-}
-_COUNTS = ("bag_size", "cover_size", "rnd_size", "first_n", "synthcover_size")
-_CHOICES = {"exploration": EXPLORATIONS, "slate_mode": SLATE_MODES, "credit": CREDITS, "cb_type": CB_TYPES}
-
-
-def _validate(p: dict[str, Any]) -> None:
-    """Raise ValueError naming the parameter, its allowed range and the value seen."""
-    for key, allowed in _CHOICES.items():
-        if p[key] not in allowed:
-            raise ValueError(f"vw.{key} must be one of {list(allowed)}; got {p[key]!r}")
-    if not _is_number(p["epsilon"]) or not 0 <= p["epsilon"] <= 1:
-        raise ValueError(f"vw.epsilon must be a number in [0, 1]; got {p['epsilon']!r}")
-    if not _is_number(p["gamma_exponent"]) or p["gamma_exponent"] < 0:
-        raise ValueError(f"vw.gamma_exponent must be a number in [0, inf); got {p['gamma_exponent']!r}")
-    for key in _POSITIVE:
-        if not _is_number(p[key]) or p[key] <= 0:
-            raise ValueError(f"vw.{key} must be a number in (0, inf); got {p[key]!r}")
-    for key in _COUNTS:
-        if not isinstance(p[key], int) or isinstance(p[key], bool) or p[key] < 1:
-            raise ValueError(f"vw.{key} must be an integer in [1, inf); got {p[key]!r}")
-    if not isinstance(p["seed"], int) or isinstance(p["seed"], bool) or not 0 <= p["seed"] < 2**32:
-        raise ValueError(f"vw.seed must be an integer in [0, 2**32); got {p['seed']!r}")
-    if not isinstance(p["hold_examples"], bool):
-        raise ValueError(f"vw.hold_examples must be True or False; got {p['hold_examples']!r}")
-    for key in ("interactions", "extra_args"):
-        if not isinstance(p[key], str):
-            raise ValueError(f"vw.{key} must be a string; got {p[key]!r}")
-    for pair in p["interactions"].replace(",", " ").split():
-        check_vw_flags(f"-q {pair}", "vw.interactions")
-    check_vw_flags(p["extra_args"], "vw.extra_args")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
-
-
-def _fixed_exploration(exploration: str) -> Callable[..., None]:
-    """An ``__init__`` for a convenience subclass with ``exploration`` fixed (same other parameters)."""
-
-    def __init__(self: VWAgent, spec: WorldSpec, **params: Any) -> None:
-        VWAgent.__init__(self, spec, exploration=exploration, **params)
-
-    base = inspect.signature(VWAgent.__init__)
-    __init__.__signature__ = base.replace(  # type: ignore[attr-defined]
-        parameters=[p for name, p in base.parameters.items() if name != "exploration"]
-    )
-    return __init__
-
-
 @register
 class VWEpsilonAgent(VWAgent):
     """:class:`VWAgent` with ``exploration="epsilon"`` (epsilon-greedy, Langford & Zhang 2007)."""
 
     name = "vw_epsilon"
-    __init__ = _fixed_exploration("epsilon")
+    Params = VWSettings
+    fixed_exploration = "epsilon"
 
 
 @register
@@ -733,4 +506,5 @@ class VWSquareCBAgent(VWAgent):
     """:class:`VWAgent` with ``exploration="squarecb"`` (SquareCB, Foster & Rakhlin 2020)."""
 
     name = "vw_squarecb"
-    __init__ = _fixed_exploration("squarecb")
+    Params = VWSettings
+    fixed_exploration = "squarecb"

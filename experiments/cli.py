@@ -109,7 +109,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from agents import agent_names, agent_parameters
+    from agents import agent_names
     from experiments.scenario import SCENARIO_DIRS, load_scenario, shipped_scenarios
     from simenv.config import PRESETS, WorldConfig
 
@@ -118,10 +118,9 @@ def _list(args: argparse.Namespace) -> int:
     for name, config in PRESETS.items():
         changes = {k: v for k, v in _flatten(config.to_dict()).items() if default.get(k) != v}
         print(f"  {name:<16} " + (", ".join(f"{k}={v}" for k, v in changes.items()) or "-"))
-    print("\nAgents (keyword parameters and defaults):")
+    print("\nAgents (parameter = default  meaning (allowed values)):")
     for name in agent_names():
-        params = ", ".join(f"{k}={v!r}" for k, v in agent_parameters(name).items())
-        print(f"  {name:<16} {params or '-'}")
+        print("\n".join(agent_parameter_lines(name)))
     folder = next((f for f in SCENARIO_DIRS if f.is_dir()), None)
     print(f"\nScenarios ({folder}):")
     for name in shipped_scenarios():
@@ -132,6 +131,30 @@ def _list(args: argparse.Namespace) -> int:
         first = description[0] if description else ""
         print(f"  {name:<20} {first if len(first) <= 100 else first[:99] + '…'}")
     return 0
+
+
+def agent_parameter_lines(name: str) -> list[str]:
+    """Lines of ``bubblegym list`` for agent ``name``: its name, then one line per parameter
+    with its default, allowed values and meaning (read from the agent's Params, without
+    importing a deep-RL agent's module); defaults alone for an agent that declares no Params."""
+    from agents.params import rule_of
+    from agents.registry import agent_parameters, params_class
+
+    params = params_class(name)
+    if params is None:
+        rows = [
+            (f"{key} = {value!r}", "(range and meaning not declared)", "")
+            for key, value in agent_parameters(name).items()
+        ]
+    else:
+        rows = [
+            (f"{key} = {field.default!r}", rule_of(field).allowed(), rule_of(field).meaning)
+            for key, field in params.fields().items()
+        ]
+    if not rows:
+        return [f"  {name}: no parameters"]
+    left = max(len(row[0]) for row in rows)
+    return [f"  {name}"] + [f"      {a:<{left}}  {c} ({b})" if c else f"      {a:<{left}}  {b}" for a, b, c in rows]
 
 
 def _flatten(data: dict, prefix: str = "") -> dict:

@@ -865,7 +865,9 @@ def _check_guardrails(scenario: Scenario) -> None:
 
 
 def check_agent_names(scenario: Scenario) -> None:
-    """Check every agent name and parameter (fixed or swept) against the agent registry."""
+    """Check every agent name and parameter (fixed or swept) against the agent registry, and
+    every value against the parameter's declared rule (the agent's Params: range, type,
+    choices), without building the agent (:func:`check_agents_build` builds it next)."""
     from agents.registry import AgentError, agent_names, agent_parameters
 
     names = agent_names()
@@ -889,6 +891,25 @@ def check_agent_names(scenario: Scenario) -> None:
                 raise ScenarioError(
                     scenario.source, f"sweep.{axis.path}", f"a parameter of {entry.name!r}: {sorted(allowed)}", axis.key
                 )
+        _check_agent_values(scenario, i, entry)
+
+
+def _check_agent_values(scenario: Scenario, index: int, entry: AgentEntry) -> None:
+    """Each fixed and each swept value of agent ``index`` against its parameter's rule
+    (:func:`agents.registry.check_parameter`); a ScenarioError at the value's place."""
+    from agents.registry import AgentError, check_parameter
+
+    places = [(f"agents[{index}].params.{key}", key, value) for key, value in thaw(entry.params).items()]
+    places += [
+        (f"sweep.{axis.path}", axis.key, value)
+        for axis in scenario.agent_axes(entry.label)
+        for value in thaw(list(axis.values))
+    ]
+    for where, key, value in places:
+        try:
+            check_parameter(entry.name, key, value)
+        except AgentError as err:
+            raise ScenarioError(scenario.source, where, "a value the agent accepts", value, detail=str(err)) from None
 
 
 def check_agents_build(scenario: Scenario) -> None:

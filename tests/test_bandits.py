@@ -1,4 +1,4 @@
-"""Tests of the numpy contextual bandits (agents/bandits.py).
+"""Tests of the numpy contextual bandits (agents/bandits/).
 
 Exact numbers: every model's estimate against a direct least-squares solve built by hand
 from the documented feature map. Sampling laws: reported propensities against empirical
@@ -19,7 +19,6 @@ from agents.bandits import (
     FeatureMap,
     PrivateRidge,
     Projected,
-    _hybrid_slates,
     deterministic_decision,
     prefix_propensities,
     sherman_morrison,
@@ -27,6 +26,7 @@ from agents.bandits import (
     top_k,
     zcdp_rho,
 )
+from agents.bandits.hybrid_kernels import _hybrid_slates
 from agents.slates import epsilon_greedy_slates, greedy_slates
 from simenv import RecVectorEnv, WorldSpec
 

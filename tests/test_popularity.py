@@ -126,12 +126,12 @@ def test_exposure_without_clicks_does_not_buy_rank() -> None:
 
 
 BAD_PARAMS = [
-    ({"epsilon": 1.5}, r"popularity.epsilon must be a number in \[0, 1\]; got 1.5"),
+    ({"epsilon": 1.5}, r"popularity.epsilon must be a number in \[0.0, 1.0\]; got 1.5"),
     ({"epsilon": float("nan")}, "popularity.epsilon"),
-    ({"prior_strength": 0.0}, r"popularity.prior_strength must be a number in \(0, inf\); got 0.0"),
+    ({"prior_strength": 0.0}, r"popularity.prior_strength must be a number in \(0.0, inf\]; got 0.0"),
     ({"prior_strength": -1}, "popularity.prior_strength"),
     ({"prior_strength": math.inf}, "popularity.prior_strength"),
-    ({"prior_ctr": 1.2}, r"popularity.prior_ctr must be a number in \[0, 1\] or None; got 1.2"),
+    ({"prior_ctr": 1.2}, r"popularity.prior_ctr must be a number in \[0.0, 1.0\] or None; got 1.2"),
     ({"prior_ctr": True}, "popularity.prior_ctr"),
     ({"prior": 0.1}, "unknown argument"),
 ]

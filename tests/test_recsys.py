@@ -78,7 +78,8 @@ def test_decisions_are_valid_on_every_preset(preset: str) -> None:
             assert s.shape == (6, k) and s.min() >= 0 and s.max() < c, name
             assert (np.sort(s, axis=1)[:, 1:] != np.sort(s, axis=1)[:, :-1]).all(), f"{name}: repeated item"
             assert ((decision.propensities > 0) & (decision.propensities <= 1)).all(), name
-            np.testing.assert_allclose(decision.propensities, epsilon_greedy_propensities(scores, s, agent.epsilon))
+            expected = epsilon_greedy_propensities(scores, s, agent.params["epsilon"])
+            np.testing.assert_allclose(decision.propensities, expected)
             np.testing.assert_array_equal(decision.explored, (s != greedy_slates(scores, k)).any(axis=1), name)
             next_obs, reward, _, _, info = env.step(s)
             agent.update(obs, decision, Feedback(clicks=info["click"], rewards=reward))

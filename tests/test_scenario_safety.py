@@ -87,7 +87,7 @@ BAD_FILES: list[tuple[str, str | bytes, str, list[str]]] = [
         "vw param (a ValueError)",
         _agents("[{name: vw_epsilon, params: {epsilon: 2}}]"),
         "agents[0].params.epsilon",
-        ["epsilon must be a number in [0, 1]", "got 2"],
+        ["vw_epsilon.epsilon must be a number in [0.0, 1.0]", "got 2"],
     ),
     (
         "swept param",

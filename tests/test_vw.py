@@ -143,9 +143,9 @@ def test_vw_command_line_carries_the_exploration_parameters():
     ("params", "message"),
     [
         ({"exploration": "ucb"}, r"vw.exploration must be one of \['epsilon', 'softmax', 'bag', 'cover', 'squarecb'"),
-        ({"epsilon": 1.5}, r"vw.epsilon must be a number in \[0, 1\]; got 1.5"),
-        ({"bag_size": 0}, r"vw.bag_size must be an integer in \[1, inf\); got 0"),
-        ({"gamma_scale": -1.0}, r"vw.gamma_scale must be a number in \(0, inf\); got -1.0"),
+        ({"epsilon": 1.5}, r"vw.epsilon must be a number in \[0.0, 1.0\]; got 1.5"),
+        ({"bag_size": 0}, r"vw.bag_size must be an integer in \[1, inf\]; got 0"),
+        ({"gamma_scale": -1.0}, r"vw.gamma_scale must be a number in \(0.0, inf\]; got -1.0"),
         ({"slate_mode": "slates"}, r"vw.slate_mode must be one of \['pmf', 'head', 'ccb'\]; got 'slates'"),
         ({"credit": "all"}, r"vw.credit must be one of"),
         ({"seed": -1}, r"vw.seed must be an integer"),

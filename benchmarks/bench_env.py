@@ -1,6 +1,6 @@
 """Benchmark the world: user-steps per second of RecEnv and RecVectorEnv, and peak memory.
 
-Run ``python experiments/bench_env.py`` (add ``--quick`` for a short pass). For each shape
+Run ``python benchmarks/bench_env.py`` (add ``--quick`` for a short pass). For each shape
 and population N it prints
 
 * user-steps/s of ``RecVectorEnv.step`` with pre-drawn random slates,

@@ -1,6 +1,6 @@
 """Benchmark the experiment runner: parallel speed-up of a sweep and the cost of metrics.
 
-Run ``python experiments/bench_runner.py`` (``--quick`` for a short pass). It prints
+Run ``python benchmarks/bench_runner.py`` (``--quick`` for a short pass). It prints
 
 1. **Sweep scaling.** One in-memory scenario, a sweep of ``linear_egreedy`` over
    ``--points`` epsilon values (``--users`` x ``--steps``, one seed), run by

@@ -1,6 +1,6 @@
 """Benchmark agents: decisions per second of ``act`` + ``update`` on a batch of users.
 
-Run ``python experiments/bench_agents.py`` (``--quick`` for a short pass, ``--family NAME``
+Run ``python benchmarks/bench_agents.py`` (``--quick`` for a short pass, ``--family NAME``
 to run some families only, ``--users/--candidates/--slate`` to change the shape). The
 default shape is B = 1,024 users, C = 50 candidates, k = 5 on the ``default`` preset.
 
