@@ -165,9 +165,9 @@ class Agent(ABC):
     name: ClassVar[str] = ""
     needs_ground_truth: ClassVar[bool] = False
     Params: ClassVar[type | None] = None
-    """The hyper-parameters: a frozen :class:`agents.params.AgentParams` dataclass. None for an agent
-    that still takes them as keyword arguments of its own ``__init__`` (``slateq``, until it
-    declares its Params)."""
+    """The hyper-parameters: a frozen :class:`agents.params.AgentParams` dataclass (every built-in
+    agent has one). None for an agent of one's own that takes keyword arguments in its own
+    ``__init__``: they are recorded as given, unchecked."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

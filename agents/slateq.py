@@ -60,12 +60,14 @@ Simplifications (documented, deliberate):
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from agents.base import Agent, Decision, Feedback, Observation
-from agents.recsys import Embeddings, _check_int, check_range, embedding_fields
+from agents.params import AgentParams, flag, integer, number
+from agents.recsys import Embeddings, _check_int, embedding_fields
 from agents.registry import register
 from agents.slates import epsilon_greedy_slates
 from simenv import RecVectorEnv, WorldConfig, WorldSpec, get_preset
@@ -149,57 +151,36 @@ class SlateQAgent(Agent):
     _TRACE = ("user_id", "rows", "clicks", "x", "z", "reward")
     """Arrays of each batch in the n-step trace awaiting its target (saved with the weights)."""
 
-    def __init__(
-        self,
-        spec: WorldSpec,
-        *,
-        discount: float = 0.9,
-        q_learning_rate: float = 0.5,
-        click_learning_rate: float = 5.0,
-        no_click_score: float = 0.0,
-        epsilon: float = 0.1,
-        history_rate: float = 0.2,
-        null_value: bool = True,
-        minibatch: int = 16,
-        n_step: int = 1,
-        quadratic_items: bool = True,
-    ) -> None:
-        check_range("slateq", "discount", discount, 0.0, 1.0)
-        if discount >= 1.0:
-            raise ValueError(f"slateq.discount must be in [0, 1); got {discount!r}")
-        # normalised LMS is stable for rates <= 1
-        check_range("slateq", "q_learning_rate", q_learning_rate, 0.0, 1.0, lo_open=True)
-        check_range("slateq", "click_learning_rate", click_learning_rate, 0.0, lo_open=True)
-        check_range("slateq", "no_click_score", no_click_score, -_MAX_LOGIT, _MAX_LOGIT)
-        check_range("slateq", "epsilon", epsilon, 0.0, 1.0)
-        check_range("slateq", "history_rate", history_rate, 0.0, 1.0)
-        for flag, value in (("null_value", null_value), ("quadratic_items", quadratic_items)):
-            if not isinstance(value, bool):
-                raise ValueError(f"slateq.{flag} must be a bool; got {value!r}")
-        _check_int("slateq", "minibatch", minibatch, 1)
-        _check_int("slateq", "n_step", n_step, 1)
-        super().__init__(
-            spec,
-            discount=discount,
-            q_learning_rate=q_learning_rate,
-            click_learning_rate=click_learning_rate,
-            no_click_score=no_click_score,
-            epsilon=epsilon,
-            history_rate=history_rate,
-            null_value=null_value,
-            minibatch=minibatch,
-            n_step=n_step,
-            quadratic_items=quadratic_items,
+    @dataclass(frozen=True)
+    class Params(AgentParams):
+        discount: float = number(0.9, "gamma, the discount of future reward", ge=0.0, lt=1.0)
+        q_learning_rate: float = number(
+            0.5, "normalised-LMS rate of the item values and the reward model (stable <= 1)", gt=0.0, le=1.0
         )
-        self.discount = discount
-        self.q_learning_rate = q_learning_rate
-        self.click_learning_rate = click_learning_rate
-        self.no_click_score = no_click_score
-        self.epsilon = epsilon
-        self.history_rate = history_rate
-        self.null_value = null_value
-        self.minibatch = minibatch
-        self.n_step = n_step
+        click_learning_rate: float = number(5.0, "SGD rate of the conditional-logit click model", gt=0.0)
+        no_click_score: float = number(0.0, "log v_0, the click model's no-click score", ge=-_MAX_LOGIT, le=_MAX_LOGIT)
+        epsilon: float = number(0.1, "exploration probability per slot", ge=0.0, le=1.0)
+        history_rate: float = number(
+            0.2, "rate of the per-user feedback history in the state (0: none)", ge=0.0, le=1.0
+        )
+        null_value: bool = flag(True, "learn the value of a step without a click (False: take it as 0, as RecSim)")
+        minibatch: int = integer(16, "rows per SGD step", ge=1)
+        n_step: int = integer(1, "n of the n-step SARSA target (1: the paper's one-step SARSA)", ge=1)
+        quadratic_items: bool = flag(True, "add the squares of the non-embedding item features to z")
+
+    def __init__(self, spec: WorldSpec, **params: Any) -> None:
+        super().__init__(spec, **params)
+        hp = self.hparams
+        self.discount = hp.discount
+        self.q_learning_rate = hp.q_learning_rate
+        self.click_learning_rate = hp.click_learning_rate
+        self.no_click_score = hp.no_click_score
+        self.epsilon = hp.epsilon
+        self.history_rate = hp.history_rate
+        self.null_value = hp.null_value
+        self.minibatch = hp.minibatch
+        self.n_step = hp.n_step
+        history_rate, quadratic_items = hp.history_rate, hp.quadratic_items
         self.history_dim = (1 + spec.item_dim) if history_rate > 0 else 0
         self.n_squares = (spec.item_dim - spec.embedding_dim) if quadratic_items else 0
         shape = (spec.user_dim + self.history_dim + 1, spec.item_dim + self.n_squares + 1)

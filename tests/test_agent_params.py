@@ -26,8 +26,7 @@ from simenv import WorldSpec
 
 TINY = WorldSpec(n_candidates=3, slate_size=2, user_dim=4, item_dim=5, embedding_dim=2, n_topics=1)
 SINGLE = dataclasses.replace(TINY, slate_size=1)  # dqn serves one item
-NOT_CONVERTED = {"slateq"}  # still takes keyword arguments (being changed elsewhere)
-CONVERTED = [name for name in agent_names() if name not in NOT_CONVERTED]
+CONVERTED = agent_names()
 
 
 def spec_for(name: str) -> WorldSpec:
@@ -149,9 +148,9 @@ def test_every_declared_default_is_allowed_and_has_a_meaning(name: str) -> None:
     assert set(agent.params) >= {"agent", *fields}  # every parameter recorded for the result rows
 
 
-def test_only_slateq_still_takes_keyword_arguments() -> None:
-    assert {name for name in agent_names() if params_class(name) is None} <= NOT_CONVERTED
-    assert "discount" in agent_parameters("slateq")  # read from its signature meanwhile
+def test_every_built_in_agent_declares_its_parameters() -> None:
+    assert all(params_class(name) is not None for name in agent_names())
+    assert agent_parameters("slateq")["discount"] == 0.9
 
 
 def test_deferred_agents_declare_their_parameters_in_a_light_module() -> None:
