@@ -29,17 +29,20 @@ import pandas as pd
 from experiments.runner import ID_COLUMNS, MANIFEST, SUMMARY, WINDOWS, RunError, load_manifest
 
 KEY_METRICS = (
+    "cohort_engagement",
     "reward_per_user_step",
     "ctr",
     "regret",
     "exploration_rate",
-    "intra_list_diversity",
+    "slate_topic_entropy",
     "catalog_coverage",
     "interest_entropy_decline",
     "homogenization_cosine",
     "retention",
 )
-"""The metrics printed after a run and compared by ``bubblegym compare``."""
+"""The metrics printed after a run and compared by ``bubblegym compare``. The long-run
+headline comes first: ``cohort_engagement`` counts a user who churned as zero from then on
+(``reward_per_user_step`` counts the newcomers who take churned users' places)."""
 
 NON_METRICS = frozenset(
     {*ID_COLUMNS, "task", "world_seed", "params", "window", "step_start", "step_end"}
