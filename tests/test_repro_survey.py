@@ -15,6 +15,7 @@ import pytest
 
 from experiments.reproductions import paired_effect, survey
 from experiments.scenario import load_scenario
+from simenv import get_preset, with_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +33,23 @@ def test_survey_scenarios_load_and_match_the_measurement() -> None:
     assert axes["world.dynamics.drift"] == list(survey.DRIFTS)
     assert axes["conditions.freeze_after"] == [None, survey.FREEZE_AFTER]
     assert drift.horizon.steps == survey.FREEZE_STEPS
+
+
+def test_b_search_worlds_are_valid_and_the_interior_test_needs_both_ends() -> None:
+    """Every world of the (b) search is a valid configuration of ``exploration_pays``, and
+    :func:`survey.interior_optimum` (the claim's test) returns an interior epsilon only
+    when its paired intervals against both epsilon = 0 and the largest epsilon lie above
+    zero (synthetic per-seed numbers)."""
+    base = get_preset("exploration_pays")
+    for agent, overrides in survey.HIDDEN_VALUE_SEARCH.values():
+        assert agent in {"mf", "hybrid", "popularity", "vw_epsilon"}
+        with_overrides(base, overrides)
+    epsilons = (0.0, 0.1, 0.5)
+    noise = np.array([0.0, 0.01, -0.01, 0.005, -0.005])
+    peak = np.stack([1.0 + noise, 1.1 + noise[::-1] / 2, 0.9 + np.roll(noise, 1)], axis=1)
+    assert survey.interior_optimum(peak, epsilons) == 0.1
+    assert survey.interior_optimum(peak[:, [0, 0, 2]], epsilons) is None  # ties epsilon = 0
+    assert survey.interior_optimum(peak[:, [0, 1, 1]], epsilons) is None  # ties the top end
 
 
 @pytest.mark.slow

@@ -36,8 +36,7 @@ import numpy as np
 
 from agents import make_agent, rollout
 from experiments.metrics import jaccard_overlap, mean_pairwise_cosine
-from experiments.report import t_interval
-from experiments.reproductions import paired_effect
+from experiments.reproductions import FIGURES, fmt_effect, fmt_interval, paired_effect, plot_band, pyplot, save_figure
 from simenv import RecVectorEnv, WorldSpec
 
 PRESET = "filter_bubble"
@@ -151,26 +150,19 @@ def measure(
     )
 
 
-def _effect(effect: Any, digits: int = 4) -> str:
-    return f"{effect.diff:+.{digits}f} [{effect.low:+.{digits}f}, {effect.high:+.{digits}f}], p = {effect.p_value:.2g}"
-
-
 def table(result: Result) -> str:
     """Markdown: per arm the mean and 95% interval of each metric, then the paired effects
     of the changes (learners and random against the oracle, random against each learner)."""
     lines = ["| arm | " + " | ".join(METRICS.values()) + " |", "|---|" + "---|" * len(METRICS)]
     for arm, numbers in result.per_seed.items():
-        cells = []
-        for metric in METRICS:
-            mean, low, high = t_interval(numbers[metric])
-            cells.append(f"{mean:.4f} [{low:.4f}, {high:.4f}]")
+        cells = [fmt_interval(numbers[metric], 4) for metric in METRICS]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     lines += ["", "| comparison (treatment - control) | change of cosine | change of Jaccard |", "|---|---|---|"]
     pairs = [(arm, "oracle") for arm in (*LEARNERS, "random")] + [("random", arm) for arm in LEARNERS]
     for treatment, control in pairs:
         if treatment in result.per_seed and control in result.per_seed:
             cells = [
-                _effect(paired_effect(result.per_seed[treatment][m], result.per_seed[control][m]))
+                fmt_effect(paired_effect(result.per_seed[treatment][m], result.per_seed[control][m]), 4)
                 for m in ("cosine_change", "jaccard_change")
             ]
             lines.append(f"| {treatment} - {control} | " + " | ".join(cells) + " |")
@@ -179,27 +171,17 @@ def table(result: Result) -> str:
 
 def figure(result: Result, path: Path) -> None:
     """Interest cosine per step and consumption Jaccard per window, mean over seeds with 95% bands."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sns.set_theme(style="whitegrid", context="notebook")
+    plt = pyplot()
     arms = list(result.per_seed)
     palette = dict(zip(arms, sns.color_palette("colorblind", len(arms)), strict=True))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-
-    def band(ax: Any, x: np.ndarray, curves: np.ndarray, arm: str, marker: str | None = None) -> None:
-        mean = curves.mean(axis=0)
-        half = 1.96 * curves.std(axis=0, ddof=1) / np.sqrt(len(curves)) if len(curves) > 1 else 0 * mean
-        ax.plot(x, mean, color=palette[arm], label=arm, marker=marker)
-        ax.fill_between(x, mean - half, mean + half, color=palette[arm], alpha=0.2)
-
     for arm in arms:
-        band(axes[0], np.arange(result.cosine[arm].shape[1]), result.cosine[arm], arm)
+        plot_band(axes[0], np.arange(result.cosine[arm].shape[1]), result.cosine[arm], palette[arm], arm)
         windows = result.jaccard[arm].shape[1]
-        band(axes[1], (np.arange(windows) + 0.5) * WINDOW, result.jaccard[arm], arm, marker="o")
+        x = (np.arange(windows) + 0.5) * WINDOW
+        plot_band(axes[1], x, result.jaccard[arm], palette[arm], arm, marker="o")
     axes[0].set_title("Interests: mean pairwise cosine")
     axes[0].set_xlabel("step")
     axes[0].set_ylabel("mean pairwise cosine (unitless, symlog)")
@@ -210,19 +192,17 @@ def figure(result: Result, path: Path) -> None:
     axes[1].legend(fontsize=8)
     fig.suptitle(
         f"Chaney et al. 2018 in the filter_bubble world: homogenization "
-        f"({len(result.seeds)} seeds x {result.users} users; mean and 95% band over seeds)",
+        f"({len(result.seeds)} seeds x {result.users} users; mean and 95% t-band over seeds)",
         fontsize=10,
     )
     fig.tight_layout(rect=(0, 0, 1, 0.94))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:
     result = measure()
     print(table(result))
-    path = Path(__file__).resolve().parents[2] / "docs" / "figures" / "chaney2018.png"
+    path = FIGURES / "chaney2018.png"
     figure(result, path)
     print(f"\nfigure: {path}")
 

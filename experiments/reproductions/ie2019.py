@@ -28,7 +28,6 @@ table of ``docs/reproductions/ie2019.md`` and redraw ``docs/figures/ie2019.png``
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,8 +36,7 @@ import numpy as np
 
 from agents import Agent, Decision, make_agent, rollout
 from experiments import metrics
-from experiments.report import t_interval
-from experiments.reproductions import paired_effect
+from experiments.reproductions import FIGURES, fmt_interval, paired_effect, plot_band, pyplot, save_figure
 from simenv import RecVectorEnv, WorldSpec, get_preset
 
 NAME = "ie2019"
@@ -78,7 +76,7 @@ two look further ahead."""
 TRAINING_SEED_OFFSET = 10_000
 """A SlateQ arm of seed s trains on the world of seed ``s + TRAINING_SEED_OFFSET``."""
 
-FIGURE = Path(__file__).resolve().parents[2] / "docs" / "figures" / f"{NAME}.png"
+FIGURE = FIGURES / f"{NAME}.png"
 
 
 class ClickMaximiser(Agent):
@@ -229,12 +227,6 @@ COMPARISONS = (
 """(treatment, control) pairs of the paired-effects table."""
 
 
-def fmt_interval(values: np.ndarray, digits: int = 3) -> str:
-    """``mean [low, high]``: the mean and 95% t-interval over seeds."""
-    mean, low, high = t_interval(values)
-    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-
-
 def table(results: dict[str, dict[str, np.ndarray]]) -> str:
     """Markdown tables: means with 95% intervals per arm, early vs late, paired effects."""
     lines = ["| arm | " + " | ".join(SCALARS) + " |", "|---" * (len(SCALARS) + 1) + "|"]
@@ -268,14 +260,9 @@ def moving_average(series: np.ndarray, width: int) -> np.ndarray:
 def figure(results: dict[str, dict[str, np.ndarray]], path: Path = FIGURE, smooth: int = 10) -> None:
     """Cohort engagement per step, cohort survival and the satisfaction of the users
     served, per arm (means and 95% bands over seeds)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import seaborn as sns
-    from PIL import Image
 
-    sns.set_theme(style="whitegrid", context="notebook")
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
     palette = dict(zip(results, sns.color_palette("tab10", len(results)), strict=False))
     panels = (
@@ -289,10 +276,7 @@ def figure(results: dict[str, dict[str, np.ndarray]], path: Path = FIGURE, smoot
             shown = np.unique(
                 np.r_[0, np.arange(smooth // 2, series.shape[1], max(smooth // 2, 1)), series.shape[1] - 1]
             )
-            stats = np.array([t_interval(series[:, t]) for t in shown])
-            x = shown + 1
-            ax.plot(x, stats[:, 0], label=arm, color=palette[arm], lw=1.6)
-            ax.fill_between(x, stats[:, 1], stats[:, 2], color=palette[arm], alpha=0.2, lw=0)
+            plot_band(ax, shown + 1, series[:, shown], palette[arm], arm, lw=1.6)
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel, fontsize=9)
         ax.tick_params(labelsize=8)
@@ -307,12 +291,7 @@ def figure(results: dict[str, dict[str, np.ndarray]], path: Path = FIGURE, smoot
         fontsize=10,
     )
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, dpi=100, format="png")
-    plt.close(fig)
-    # a 256-colour palette keeps the PNG small (the RGBA original is ~4x larger)
-    Image.open(buffer).convert("RGB").quantize(colors=256).save(path, optimize=True)
+    save_figure(fig, path)
 
 
 def slateq_diagnostics(seed: int = 0, users: int = USERS, train_steps: int = TRAIN_STEPS, at_step: int = 50) -> str:

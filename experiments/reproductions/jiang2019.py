@@ -45,8 +45,7 @@ import numpy as np
 
 from agents import make_agent, rollout
 from experiments.metrics import interest_entropy
-from experiments.report import t_interval
-from experiments.reproductions import paired_effect
+from experiments.reproductions import FIGURES, fmt_effect, fmt_interval, paired_effect, plot_band, pyplot, save_figure
 from simenv import RecVectorEnv, WorldSpec
 
 PRESET = "filter_bubble"
@@ -203,8 +202,8 @@ def mechanisms_table(numbers: dict[str, dict[str, np.ndarray]]) -> str:
     ]
     for label, arms in numbers.items():
         means = [f"{arms[arm].mean():+.3f}" for arm in MECHANISM_ARMS]
-        explore = _effect(paired_effect(arms["eps_06"], arms["greedy"]))
-        greedy = _effect(paired_effect(arms["greedy"], arms["random"]))
+        explore = fmt_effect(paired_effect(arms["eps_06"], arms["greedy"]))
+        greedy = fmt_effect(paired_effect(arms["greedy"], arms["random"]))
         lines.append(f"| {label} | " + " | ".join(means) + f" | {explore} | {greedy} |")
     return "\n".join(lines)
 
@@ -216,36 +215,25 @@ def table(result: Result) -> str:
         "|---|" + "---|" * len(METRICS),
     ]
     for arm, numbers in result.per_seed.items():
-        cells = []
-        for metric in METRICS:
-            mean, low, high = t_interval(numbers[metric])
-            cells.append(f"{mean:.3f} [{low:.3f}, {high:.3f}]")
+        cells = [fmt_interval(numbers[metric]) for metric in METRICS]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     header = "| comparison (treatment - control) | mean decline | final decline | mean shift |"
     lines += ["", header, "|---|---|---|---|"]
     for treatment, control, what in COMPARISONS:
         if treatment in result.per_seed and control in result.per_seed:
             cells = [
-                _effect(paired_effect(result.per_seed[treatment][m], result.per_seed[control][m]))
+                fmt_effect(paired_effect(result.per_seed[treatment][m], result.per_seed[control][m]))
                 for m in ("decline_mean", "decline_final", "shift_mean")
             ]
             lines.append(f"| {what} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _effect(effect: Any) -> str:
-    return f"{effect.diff:+.3f} [{effect.low:+.3f}, {effect.high:+.3f}], p = {effect.p_value:.2g}"
-
-
 def figure(result: Result, path: Path) -> None:
     """Decline curves (mean over seeds, 95% band) of the exploration and candidate-pool arms."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sns.set_theme(style="whitegrid", context="notebook")
+    plt = pyplot()
     panels = (
         ("Exploration (per-slot and whole-slate epsilon)", ("random", "greedy", "eps_03", "eps_06", "slate_03")),
         ("Candidate pool", ("greedy", "arrivals", "relevance_c10", "relevance_c50", "uniform_c10", "uniform_c50")),
@@ -256,26 +244,19 @@ def figure(result: Result, path: Path) -> None:
         for arm in arms:
             if arm not in result.decline:
                 continue
-            color = palette[arm]
             curves = result.decline[arm]
-            steps = np.arange(1, curves.shape[1] + 1)
-            mean = curves.mean(axis=0)
-            half = 1.96 * curves.std(axis=0, ddof=1) / np.sqrt(len(curves)) if len(curves) > 1 else 0 * mean
-            ax.plot(steps, mean, color=color, label=arm)
-            ax.fill_between(steps, mean - half, mean + half, color=color, alpha=0.2)
+            plot_band(ax, np.arange(1, curves.shape[1] + 1), curves, palette[arm], arm)
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.legend(fontsize=8)
     axes[0].set_ylabel("interest-entropy decline (bits)")
     fig.suptitle(
         f"Jiang et al. 2019 in the filter_bubble world: degeneration of interests "
-        f"({len(result.seeds)} seeds x {result.users} users; mean and 95% band over seeds)",
+        f"({len(result.seeds)} seeds x {result.users} users; mean and 95% t-band over seeds)",
         fontsize=10,
     )
     fig.tight_layout(rect=(0, 0, 1, 0.94))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:
@@ -283,7 +264,7 @@ def main() -> None:
     print(table(result))
     print("\nMean interest-entropy decline (bits) with one taste dynamic on:\n")
     print(mechanisms_table(mechanisms()))
-    path = Path(__file__).resolve().parents[2] / "docs" / "figures" / "jiang2019.png"
+    path = FIGURES / "jiang2019.png"
     figure(result, path)
     print(f"\nfigure: {path}")
 

@@ -10,6 +10,9 @@ own draws come from a generator seeded by the same seed):
 (b) :func:`measure_exploration`: "an exploration rate of 10-20% balances engagement and
     discovery". ``linear_egreedy`` at epsilon 0..0.5 on four worlds; long-run engagement
     against discovery (catalog coverage, per-user topic entropy).
+    :func:`measure_hidden_value_search` (``python -m experiments.reproductions.survey
+    --search``) looks for a world with an interior optimum: hidden item value and
+    learners that learn per item.
 (c) :func:`measure_diversity`: "user satisfaction falls when diversity falls below a
     threshold". A ground-truth policy that serves the best items of exactly m topics
     (m = 1..k) per slate; lasting satisfaction and engagement against slate topic entropy,
@@ -24,7 +27,6 @@ Run ``python -m experiments.reproductions.survey`` to print the tables of
 
 from __future__ import annotations
 
-import io
 import itertools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,7 +39,17 @@ from agents.base import Agent, Decision, Observation
 from agents.rollout import Trajectory
 from experiments import metrics
 from experiments.report import t_interval
-from experiments.reproductions import paired_effect
+from experiments.reproductions import (
+    FIGURES,
+    fmt_effect,
+    fmt_interval,
+    fmt_percent,
+    md_table,
+    paired_effect,
+    plot_band,
+    pyplot,
+    save_figure,
+)
 from experiments.runner import ScheduledLearner
 from experiments.scenario import Conditions
 from simenv import RecVectorEnv, WorldConfig, WorldSpec, get_preset, with_overrides
@@ -95,7 +107,7 @@ DRIFTS = (0.0, 0.005, 0.02, 0.05)
 FREEZE_AGENT = "linucb"
 """The bandit of (d)."""
 
-FIGURE = "docs/figures/survey.png"
+FIGURE = FIGURES / "survey.png"
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -229,6 +241,90 @@ def measure_exploration_variants(
     mf = measure_exploration(seeds, users, steps, ("exploration_pays",), EPSILONS, agent="mf")
     out["mf on exploration_pays"] = mf["exploration_pays"]
     return out
+
+
+_HIDDEN = {"catalog": {"appeal_value_correlation": 0.0, "value_std": 1.0}, "response": {"value_weight": 2.0}}
+_HIDDEN_STRONG = {
+    "catalog": {"appeal_value_correlation": 0.0, "value_std": 1.5},
+    "response": {"value_weight": 3.0, "affinity_weight": 1.0},
+}
+_BORED = {"dynamics": {"satiation": 3.0, "satiation_decay": 0.9}}
+
+
+def _overrides(*parts: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge nested override mappings section by section (later parts win)."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            out[key] = {**out.get(key, {}), **value} if isinstance(value, Mapping) else value
+    return out
+
+
+HIDDEN_VALUE_SEARCH: dict[str, tuple[str, dict[str, Any]]] = {
+    "as it is": ("mf", {}),
+    "hidden value": ("mf", _HIDDEN),
+    "hidden value, satiation 3 (decay 0.9)": ("mf", _overrides(_HIDDEN, _BORED)),
+    "no value spread (control), satiation 3 (decay 0.9)": (
+        "mf",
+        _overrides(_HIDDEN, _BORED, {"catalog": {"value_std": 0.0}}),
+    ),
+    "strong hidden value": ("mf", _HIDDEN_STRONG),
+    "strong hidden value, satiation 3 (decay 0.9)": ("mf", _overrides(_HIDDEN_STRONG, _BORED)),
+    "strong hidden value, 20 arrivals a step (30% fresh)": (
+        "mf",
+        _overrides(_HIDDEN_STRONG, {"catalog": {"arrival_rate": 20.0, "fresh_share": 0.3, "fresh_pool": 200}}),
+    ),
+    "strong hidden value, 20 arrivals a step (30% fresh), hybrid": (
+        "hybrid",
+        _overrides(_HIDDEN_STRONG, {"catalog": {"arrival_rate": 20.0, "fresh_share": 0.3, "fresh_pool": 200}}),
+    ),
+    "strong hidden value, 20,000 items": ("mf", _overrides(_HIDDEN_STRONG, {"catalog": {"n_items": 20_000}})),
+    "strong hidden value, relevance retrieval (no explore share)": (
+        "mf",
+        _overrides(_HIDDEN_STRONG, {"retrieval": {"method": "relevance", "explore_share": 0.0}}),
+    ),
+    "strong hidden value, popularity": ("popularity", _HIDDEN_STRONG),
+    "strong hidden value, vw_epsilon": ("vw_epsilon", _HIDDEN_STRONG),
+}
+"""(b), the search for a world where exploration pays (label -> (agent, overrides of
+``exploration_pays``)): item value made hidden and uncorrelated with appeal (``appeal_value_
+correlation`` 0) and made to drive watch time (``value_weight``), so an item's worth can
+only be learned by showing it, with learners that learn per item (``mf``, ``hybrid``,
+``popularity``) or by their own exploration (``vw_epsilon``); with more boredom, faster
+arrivals, a larger catalog, or a narrowing retriever; and ``mf`` on the preset as it is.
+The control turns the value spread off (nothing about items to discover)."""
+
+SEARCH_EPSILONS = (0.0, 0.05, 0.1, 0.2, 0.5)
+"""Exploration rates of the search (0.5 is the upper end of the claimed optimum's range)."""
+
+
+def measure_hidden_value_search(
+    seeds: Sequence[int] = SEEDS,
+    users: int = USERS,
+    steps: int = STEPS,
+    search: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """(b), the search: :func:`measure_exploration` of each world and learner of
+    :data:`HIDDEN_VALUE_SEARCH` at :data:`SEARCH_EPSILONS` (``{label: {metric: (S, E)}}``)."""
+    base = get_preset("exploration_pays")
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for label, (agent, overrides) in (search or HIDDEN_VALUE_SEARCH).items():
+        worlds = {label: with_overrides(base, overrides)}
+        out.update(measure_exploration(seeds, users, steps, worlds, SEARCH_EPSILONS, agent=agent))
+    return out
+
+
+def interior_optimum(engagement: np.ndarray, epsilons: Sequence[float]) -> float | None:
+    """The interior epsilon (0 < epsilon < max) that beats both ends on (S, E) per-seed
+    ``engagement`` with both seed-paired 95% intervals above zero (the best such by mean),
+    or None: what claim (b) needs."""
+    winners = []
+    for j in range(1, len(epsilons) - 1):
+        low_end = paired_effect(engagement[:, j], engagement[:, 0])
+        high_end = paired_effect(engagement[:, j], engagement[:, -1])
+        if low_end.low > 0 and high_end.low > 0:
+            winners.append((engagement[:, j].mean(), epsilons[j]))
+    return max(winners)[1] if winners else None
 
 
 # --------------------------------------------------------------------------- (c) slate diversity
@@ -448,26 +544,6 @@ def measure(seeds: Sequence[int] = SEEDS, users: int = USERS, steps: int = STEPS
 # --------------------------------------------------------------------------- report
 
 
-def _ci(values: np.ndarray, digits: int = 3) -> str:
-    mean, low, high = t_interval(values)
-    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-
-
-def _pct(interval: tuple[float, float, float]) -> str:
-    return "{:+.1f}% [{:+.1f}, {:+.1f}]".format(*interval)
-
-
-def _effect(effect: Any, digits: int = 3) -> str:
-    d = digits
-    return f"{effect.diff:+.{d}f} [{effect.low:+.{d}f}, {effect.high:+.{d}f}] (p = {effect.p_value:.2g})"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """A markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows] + [""]
-
-
 def _bandit_lines(bandits: Mapping[str, Mapping[str, np.ndarray]]) -> list[str]:
     static, pop = bandits["static"]["reward"], bandits.get("popularity", {}).get("reward")
     rows = []
@@ -476,12 +552,12 @@ def _bandit_lines(bandits: Mapping[str, Mapping[str, np.ndarray]]) -> list[str]:
         rows.append(
             [
                 name,
-                _ci(cols["reward"]),
-                _ci(cols["reward_late"]),
-                _effect(paired_effect(cols["reward"], static)) if others else "",
-                _pct(relative_gain(cols["reward"], static)) if others else "",
-                _pct(relative_gain(cols["reward_late"], bandits["static"]["reward_late"])) if others else "",
-                _pct(relative_gain(cols["reward"], pop)) if pop is not None and name != "popularity" else "",
+                fmt_interval(cols["reward"]),
+                fmt_interval(cols["reward_late"]),
+                fmt_effect(paired_effect(cols["reward"], static)) if others else "",
+                fmt_percent(relative_gain(cols["reward"], static)) if others else "",
+                fmt_percent(relative_gain(cols["reward_late"], bandits["static"]["reward_late"])) if others else "",
+                fmt_percent(relative_gain(cols["reward"], pop)) if pop is not None and name != "popularity" else "",
             ]
         )
     header = (
@@ -493,7 +569,7 @@ def _bandit_lines(bandits: Mapping[str, Mapping[str, np.ndarray]]) -> list[str]:
         "gain vs static, second half",
         "gain vs popularity, whole run",
     )
-    return _table(header, rows)
+    return md_table(header, rows)
 
 
 def _exploration_lines(table: Mapping[str, np.ndarray], epsilons: Sequence[float], label: str) -> list[str]:
@@ -508,12 +584,12 @@ def _exploration_lines(table: Mapping[str, np.ndarray], epsilons: Sequence[float
     rows = [
         [
             str(eps),
-            _ci(eng[:, j]),
-            "" if j == 0 else _effect(paired_effect(eng[:, j], eng[:, 0])),
-            "" if j == 0 else _pct(relative_gain(eng[:, j], eng[:, 0])),
-            _ci(cov[:, j]),
-            _ci(ute[:, j]),
-            _ci(ste[:, j], 2),
+            fmt_interval(eng[:, j]),
+            "" if j == 0 else fmt_effect(paired_effect(eng[:, j], eng[:, 0])),
+            "" if j == 0 else fmt_percent(relative_gain(eng[:, j], eng[:, 0])),
+            fmt_interval(cov[:, j]),
+            fmt_interval(ute[:, j]),
+            fmt_interval(ste[:, j], 2),
         ]
         for j, eps in enumerate(epsilons)
     ]
@@ -526,7 +602,7 @@ def _exploration_lines(table: Mapping[str, np.ndarray], epsilons: Sequence[float
         "user topic entropy (bits)",
         "slate topic entropy (bits)",
     )
-    return lines + _table(header, rows)
+    return lines + md_table(header, rows)
 
 
 def _exploration_summary(
@@ -551,28 +627,30 @@ def _exploration_summary(
                     cells.append("")
                     continue
                 j = epsilons.index(eps)
-                cells.append(f"{_pct(relative_gain(eng[:, j], eng[:, 0]))}; coverage {cov[:, j].mean():.2f}")
+                cells.append(f"{fmt_percent(relative_gain(eng[:, j], eng[:, 0]))}; coverage {cov[:, j].mean():.2f}")
             best = epsilons[int(np.argmax(eng.mean(axis=0)))]
             rows.append([world, agent, str(eng.shape[0]), str(best), f"{cov[:, 0].mean():.2f}", *cells])
     header = ("world", "agent", "seeds", "engagement optimum", "coverage at 0", *(f"epsilon = {e}" for e in shown))
-    return _table(header, rows)
+    return md_table(header, rows)
 
 
 def _diversity_lines(table: Mapping[str, Mapping[str, np.ndarray]]) -> list[str]:
     rows = []
     for label, cols in table.items():
         base = f"{label.split(' m=')[0]} m=1" if " m=" in label else f"{TOPIC_RULES[0]} m=1"
-        versus = "" if label == base else _effect(paired_effect(cols["satisfaction"], table[base]["satisfaction"]), 4)
+        versus = (
+            "" if label == base else fmt_effect(paired_effect(cols["satisfaction"], table[base]["satisfaction"]), 4)
+        )
         rows.append(
             [
                 label,
-                _ci(cols["slate_topic_entropy"], 2),
-                _ci(cols["slate_topic_coverage"], 2),
-                _ci(cols["satisfaction"], 4),
+                fmt_interval(cols["slate_topic_entropy"], 2),
+                fmt_interval(cols["slate_topic_coverage"], 2),
+                fmt_interval(cols["satisfaction"], 4),
                 versus,
-                _ci(cols["engagement"]),
-                _ci(cols["ctr"]),
-                _ci(cols["served_value"], 2),
+                fmt_interval(cols["engagement"]),
+                fmt_interval(cols["ctr"]),
+                fmt_interval(cols["served_value"], 2),
             ]
         )
     header = (
@@ -585,14 +663,16 @@ def _diversity_lines(table: Mapping[str, Mapping[str, np.ndarray]]) -> list[str]
         "CTR",
         "served items' value",
     )
-    lines = _table(header, rows)
+    lines = md_table(header, rows)
     for rule in TOPIC_RULES:
         if f"{rule} m=1" not in table:
             continue
         counts = [m for m in TOPIC_COUNTS if f"{rule} m={m}" in table]
         steps_ = [
             f"{a}->{b}: "
-            + _effect(paired_effect(table[f"{rule} m={b}"]["satisfaction"], table[f"{rule} m={a}"]["satisfaction"]), 4)
+            + fmt_effect(
+                paired_effect(table[f"{rule} m={b}"]["satisfaction"], table[f"{rule} m={a}"]["satisfaction"]), 4
+            )
             for a, b in itertools.pairwise(counts)
         ]
         lines.append(f"- `{rule}`, satisfaction gained per extra topic: " + "; ".join(steps_))
@@ -606,13 +686,13 @@ def _freeze_lines(freeze: Mapping[float, Mapping[str, np.ndarray]], width: int =
         rows.append(
             [
                 str(drift),
-                _ci(s["online_final"]),
-                _ci(s["frozen_final"]),
-                _effect(paired_effect(s["frozen_final"], s["online_final"]), 4),
-                _ci(s["final_gap"], 2),
-                _ci(s["gap_rate"], 1),
-                _ci(s["frozen_rate"], 1),
-                _ci(s["online_rate"], 1),
+                fmt_interval(s["online_final"]),
+                fmt_interval(s["frozen_final"]),
+                fmt_effect(paired_effect(s["frozen_final"], s["online_final"]), 4),
+                fmt_interval(s["final_gap"], 2),
+                fmt_interval(s["gap_rate"], 1),
+                fmt_interval(s["frozen_rate"], 1),
+                fmt_interval(s["online_rate"], 1),
             ]
         )
     header = (
@@ -625,15 +705,17 @@ def _freeze_lines(freeze: Mapping[float, Mapping[str, np.ndarray]], width: int =
         "frozen's own trend (% / 1,000 steps)",
         "online's own trend (% / 1,000 steps)",
     )
-    lines = _table(header, rows)
+    lines = md_table(header, rows)
     steps = next(iter(freeze.values()))["online"].shape[1]
     ends = list(range(width, steps + 1, width))
     rows = []
     for drift, curves in freeze.items():
         gap = 100.0 * (curves["frozen"] / curves["online"] - 1.0)
-        rows.append([str(drift)] + [_ci(gap[:, e - width : e].mean(axis=1), 2) for e in ends[FREEZE_AFTER // width :]])
+        rows.append(
+            [str(drift)] + [fmt_interval(gap[:, e - width : e].mean(axis=1), 2) for e in ends[FREEZE_AFTER // width :]]
+        )
     header = ("drift", *(f"steps {e - width}-{e - 1}" for e in ends[FREEZE_AFTER // width :]))
-    return [*lines, "Frozen vs online engagement (%) per 25-step window after the freeze:", "", *_table(header, rows)]
+    return [*lines, "Frozen vs online engagement (%) per 25-step window after the freeze:", "", *md_table(header, rows)]
 
 
 def tables(results: Mapping[str, Any]) -> str:
@@ -655,7 +737,7 @@ def tables(results: Mapping[str, Any]) -> str:
                 gaps = [w[hi]["satisfaction"] - w[lo]["satisfaction"] for w in worlds]
                 lines.append(
                     f"- `{rule}`: the satisfaction gap (m = {TOPIC_COUNTS[-1]} minus m = {TOPIC_COUNTS[0]}) with "
-                    f"satiation minus without: {_effect(paired_effect(*gaps), 4)}"
+                    f"satiation minus without: {fmt_effect(paired_effect(*gaps), 4)}"
                 )
         lines.append("")
     lines += ["### (d) Frozen against online LinUCB on `drifting_tastes` (frozen after 50 steps)", ""]
@@ -663,15 +745,11 @@ def tables(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def draw(results: Mapping[str, Any], path: str = FIGURE) -> None:
+def draw(results: Mapping[str, Any], path: str | Path = FIGURE) -> None:
     """The six-panel figure of ``docs/reproductions/survey.md`` (Agg backend, dpi 100)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sns.set_theme(style="whitegrid", context="notebook", font_scale=0.85)
+    plt = pyplot(font_scale=0.85)
     fig, axes = plt.subplots(2, 3, figsize=(16, 9))
     colors = sns.color_palette(n_colors=6)
 
@@ -705,12 +783,8 @@ def draw(results: Mapping[str, Any], path: str = FIGURE) -> None:
     for i, (preset, table) in enumerate(results["exploration"].items()):
         eng, cov = table["engagement"], table["coverage"]
         rel = 100.0 * (eng / eng[:, :1] - 1.0)
-        bands = np.array([t_interval(rel[:, j]) for j in range(len(EPSILONS))])
-        ax_e.plot(EPSILONS, bands[:, 0], marker="o", color=colors[i], label=preset)
-        ax_e.fill_between(EPSILONS, bands[:, 1], bands[:, 2], color=colors[i], alpha=0.2)
-        cb = np.array([t_interval(cov[:, j]) for j in range(len(EPSILONS))])
-        ax_c.plot(EPSILONS, cb[:, 0], marker="o", color=colors[i], label=preset)
-        ax_c.fill_between(EPSILONS, cb[:, 1], cb[:, 2], color=colors[i], alpha=0.2)
+        plot_band(ax_e, EPSILONS, rel, colors[i], preset, marker="o")
+        plot_band(ax_c, EPSILONS, cov, colors[i], preset, marker="o")
     ax_e.axvspan(0.1, 0.2, color="0.85", zorder=0, label="claimed 10-20%")
     ax_e.set(
         xlabel="exploration rate epsilon",
@@ -777,9 +851,7 @@ def draw(results: Mapping[str, Any], path: str = FIGURE) -> None:
         width = 25
         ends = np.arange(width, steps + 1, width)
         windows = np.stack([gap[:, e - width : e].mean(axis=1) for e in ends], axis=1)
-        bands = np.array([t_interval(windows[:, j]) for j in range(len(ends))])
-        ax.plot(ends, bands[:, 0], marker="o", color=colors[i], label=f"drift {drift}")
-        ax.fill_between(ends, bands[:, 1], bands[:, 2], color=colors[i], alpha=0.2)
+        plot_band(ax, ends, windows, colors[i], f"drift {drift}", marker="o")
     ax.axvline(FREEZE_AFTER, color="0.3", linestyle=":", label="freeze")
     ax.set(
         xlabel="step (end of a 25-step window)",
@@ -791,18 +863,39 @@ def draw(results: Mapping[str, Any], path: str = FIGURE) -> None:
     n_seeds = len(next(iter(bandits.values()))["reward"])
     fig.suptitle(f"The seed survey's claims in BubbleGym ({n_seeds} seeds; bands and bars: 95% t-intervals over seeds)")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    from PIL import Image  # matplotlib's own dependency
-
-    # an adaptive 256-colour palette keeps the committed PNG small (about a third)
-    Image.open(buffer).convert("RGB").quantize(colors=256).save(path, optimize=True)
+    save_figure(fig, path)
 
 
-def main() -> None:
-    """Print the tables and draw the figure (about 10 minutes on 2 cores)."""
+def search_table(search: Mapping[str, Mapping[str, np.ndarray]], epsilons: Sequence[float] = SEARCH_EPSILONS) -> str:
+    """Markdown: per world and learner of the search, engagement at epsilon = 0 and each
+    epsilon's seed-paired change of long-run engagement against epsilon = 0 (minutes per
+    user-step, 95% interval), and the interior optimum if there is one."""
+    rows = []
+    for label, table in search.items():
+        eng = table["engagement"]
+        agent = HIDDEN_VALUE_SEARCH[label][0] if label in HIDDEN_VALUE_SEARCH else ""
+        cells = [fmt_effect(paired_effect(eng[:, j], eng[:, 0])) for j in range(1, len(epsilons))]
+        best = interior_optimum(eng, epsilons)
+        rows.append([label, agent, fmt_interval(eng[:, 0]), *cells, "none" if best is None else str(best)])
+    header = (
+        "world (`exploration_pays` +)",
+        "learner",
+        "engagement at epsilon = 0",
+        *(f"epsilon = {e} minus 0" for e in epsilons[1:]),
+        "interior epsilon beating 0 and 0.5",
+    )
+    return "\n".join(md_table(header, rows))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print the tables and draw the figure (about 6 minutes on 2 cores); with
+    ``--search``, only the table of :func:`measure_hidden_value_search` (about 8 minutes)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    if "--search" in args:
+        print(search_table(measure_hidden_value_search()))
+        return
     results = measure()
     print(tables(results))
     draw(results)
