@@ -167,10 +167,11 @@ def measure(
 
 MECHANISMS: dict[str, dict[str, Any]] = {
     "amplification only": {"dynamics": {"exposure": 0.0, "skip_repulsion": 0.0}},
-    "exposure only": {"dynamics": {"amplification": 0.0, "skip_repulsion": 0.0}},
-    "skip repulsion only": {"dynamics": {"amplification": 0.0, "exposure": 0.0}},
+    "exposure only (0.05)": {"dynamics": {"amplification": 0.0, "exposure": 0.05, "skip_repulsion": 0.0}},
+    "skip repulsion only (0.02)": {"dynamics": {"amplification": 0.0, "exposure": 0.0, "skip_repulsion": 0.02}},
 }
-"""The filter_bubble world with one of its three taste dynamics left on (for :func:`mechanisms`)."""
+"""The filter_bubble world with one of the three taste dynamics on at an explicit strength
+(``filter_bubble`` itself has only amplification on; for :func:`mechanisms`)."""
 
 MECHANISM_ARMS = ("greedy", "eps_06", "random")
 
