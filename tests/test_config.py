@@ -106,6 +106,11 @@ BAD_CALLS: list[tuple[str, Any, tuple[str, ...]]] = [
         lambda: Simulator(WorldConfig(users=UserConfig(population_size=2)), 4),
         ("users.population_size", ">= n_sessions (4)", "got 2"),
     ),
+    (
+        "three observation buffers",
+        lambda: Simulator(WorldConfig(), 2, observation_buffers=3),
+        ("observation_buffers", "1 (one buffer", "2 (alternating", "got 3"),
+    ),
     ("simulator without a WorldConfig", lambda: Simulator({"slate_size": 3}, 1), ("config", "WorldConfig", "dict")),
     ("section of the wrong type", lambda: WorldConfig(catalog={"n_items": 5}), ("world.catalog", "CatalogConfig")),
     ("unknown preset", lambda: get_preset("bubble"), ("unknown preset 'bubble'", "allowed", "'filter_bubble'")),

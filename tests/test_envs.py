@@ -480,3 +480,31 @@ def test_switching_the_oracle_off_changes_nothing_but_the_oracle_keys() -> None:
         np.testing.assert_array_equal(term_a | trunc_a, term_b | trunc_b)
         np.testing.assert_allclose(info_a["expected_reward"], info_b["expected_reward"], rtol=1e-6)
         assert "oracle_expected_reward" in info_a and "oracle_expected_reward" not in info_b
+
+
+def test_one_observation_buffer_gives_the_same_numbers_in_one_array(make_slates) -> None:
+    """``observation_buffers=1`` overwrites one buffer in place and changes no number."""
+    double, single = RecVectorEnv(16, preset="boredom"), RecVectorEnv(16, preset="boredom", observation_buffers=1)
+    obs_d, _ = double.reset(seed=3)
+    obs_s, _ = single.reset(seed=3)
+    first = obs_s["candidates"]
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        slates = make_slates(rng, 16, double.config.n_candidates, double.config.slate_size)
+        obs_d, reward_d, *_ = double.step(slates)
+        obs_s, reward_s, *_ = single.step(slates)
+        assert obs_s["candidates"] is first  # one buffer, written in place
+        np.testing.assert_array_equal(reward_s, reward_d)
+        for key in obs_d:
+            np.testing.assert_array_equal(obs_s[key], obs_d[key])
+
+
+def test_batched_observation_space_is_built_only_when_asked_for() -> None:
+    """Gymnasium's batched Box holds (N, C, F_i) bounds; stepping never needs them."""
+    env = RecVectorEnv(8)
+    env.reset(seed=0)
+    env.step(np.tile(np.arange(env.config.slate_size), (8, 1)))
+    assert env._observation_space is None
+    space = env.observation_space
+    assert space == gym.vector.utils.batch_space(env.single_observation_space, 8)
+    assert env.observation_space is space
