@@ -100,9 +100,9 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from experiments.report import KEY_METRICS, compare_runs, format_comparison
+    from experiments.report import compare_runs, format_comparison
 
-    metrics = args.metrics.split(",") if args.metrics else KEY_METRICS
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     print(f"A = {args.run_a}\nB = {args.run_b}\n")
     print(format_comparison(compare_runs(args.run_a, args.run_b, metrics)))
     return 0
@@ -191,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace the results in --out of another scenario or setup (code, versions)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    run.add_argument("--baseline", default="random", help="agent label (or arm) the report pairs differences against")
+    run.add_argument(
+        "--baseline", help="agent label (or arm) the report pairs differences against (default: random, if run)"
+    )
     run.add_argument(
         "--no-report",
         action="store_true",
@@ -201,7 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="figures, report.md and a self-contained report.html of a run")
     rep.add_argument("run_dir")
-    rep.add_argument("--baseline", default="random", help="agent label (or arm) for paired differences")
+    rep.add_argument(
+        "--baseline",
+        help="agent label (or arm) for paired differences (default: random, if in the run); "
+        "an arm not in the run is an error and leaves the existing report as it was",
+    )
     rep.set_defaults(func=_report)
 
     cmp_ = sub.add_parser("compare", help="compare the arms two runs share (B - A with 95%% CIs)")
