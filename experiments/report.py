@@ -14,9 +14,6 @@ An *arm* is an agent label plus its swept parameters (``"vw_epsilon [epsilon=0.1
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -520,9 +517,7 @@ def _header_lines(run: RunData) -> list[str]:
 # --------------------------------------------------------------------------- compare
 
 
-def compare_runs(
-    run_a: str | Path, run_b: str | Path, metrics: Sequence[str] | None = None
-) -> pd.DataFrame:
+def compare_runs(run_a: str | Path, run_b: str | Path, metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """Arms present in both runs (same arm and world label): B - A per metric with a 95% CI.
 
     The difference is paired by seed on the seeds both runs have (at least two) when the
@@ -550,7 +545,9 @@ def compare_runs(
     else:
         unknown = [m for m in metrics if m not in known]
         if unknown:
-            raise RunError(f"unknown metric(s) {', '.join(unknown)}: not in both runs; known metrics: {', '.join(known)}")
+            raise RunError(
+                f"unknown metric(s) {', '.join(unknown)}: not in both runs; known metrics: {', '.join(known)}"
+            )
     worlds_a, worlds_b = _world_identities(run_a_data), _world_identities(run_b_data)
     rows = []
     for (world, arm), group_a in a.groupby(["world_label", "arm"], sort=False):
@@ -558,8 +555,9 @@ def compare_runs(
         if group_b.empty:
             continue
         shared = sorted(set(group_a["seed"]) & set(group_b["seed"]))
+        world_a, world_b = int(group_a["world"].iloc[0]), int(group_b["world"].iloc[0])
         same_world = all(
-            worlds_a.get((group_a["world"].iloc[0], s)) == worlds_b.get((group_b["world"].iloc[0], s)) is not None
+            worlds_a.get((world_a, s)) is not None and worlds_a.get((world_a, s)) == worlds_b.get((world_b, s))
             for s in shared
         )
         why = "" if same_world and len(shared) >= 2 else ("worlds differ" if not same_world else "under 2 shared seeds")

@@ -28,13 +28,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.glossary import GLOSSARY, METRIC_NOTES, clip_to_bounds, glossary_rows, metric_info
+from experiments.glossary import GLOSSARY, METRIC_NOTES, clip_to_bounds, metric_info
 from experiments.runner import RunError
 
 VERDICT_FILE = "verdict.json"
 """The guardrail verdicts another command writes into a run directory (format 1)."""
 
-TRAJECTORY_METRICS = ("cohort_engagement", "reward_per_user_step", "interest_entropy", "homogenization_cosine", "retention")
+TRAJECTORY_METRICS = (
+    "cohort_engagement",
+    "reward_per_user_step",
+    "interest_entropy",
+    "homogenization_cosine",
+    "retention",
+)
 """Per-window metrics drawn as trajectories (levels and paired differences)."""
 
 SWEEP_METRICS = ("cohort_engagement", "reward_per_user_step", "slate_topic_entropy", "interest_entropy_decline")
@@ -168,7 +174,14 @@ def band_table(frame: pd.DataFrame, value: str, by: Sequence[str], clip: str | N
         mean, low, high = _t_interval(group[value].to_numpy())
         if clip is not None:
             low, high = clip_to_bounds(clip, low), clip_to_bounds(clip, high)
-        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)), "mean": mean, "low": low, "high": high})
+        rows.append(
+            {
+                **dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)),
+                "mean": mean,
+                "low": low,
+                "high": high,
+            }
+        )
     return pd.DataFrame(rows, columns=[*by, "mean", "low", "high"])
 
 
@@ -199,7 +212,9 @@ def _plt() -> Any:
 
 def _legend_below(fig: Any, handles: list[Any], labels: list[str]) -> None:
     ncol = min(4, max(1, len(labels)))
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol, fontsize="small", frameon=False)
+    fig.legend(
+        handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol, fontsize="small", frameon=False
+    )
 
 
 def plot_paired_forest(diffs: pd.DataFrame, metrics: Sequence[str], palette: dict[str, Any]) -> Any:
@@ -233,9 +248,7 @@ def plot_paired_forest(diffs: pd.DataFrame, metrics: Sequence[str], palette: dic
     return fig
 
 
-def plot_trajectory(
-    windows: pd.DataFrame, metric: str, baseline_arm: str | None, palette: dict[str, Any]
-) -> Any:
+def plot_trajectory(windows: pd.DataFrame, metric: str, baseline_arm: str | None, palette: dict[str, Any]) -> Any:
     """Left: ``metric`` per window, mean over seeds with the between-seed 95% band (clipped
     to the metric's range). Right (with a baseline): the paired difference ``arm -
     baseline`` per window with its paired 95% band. One row per world point."""
@@ -274,11 +287,7 @@ def plot_trajectory(
 
 def swept_columns(summary: pd.DataFrame) -> list[str]:
     """``world.*``/``agents.*`` columns that take more than one value in the run."""
-    return [
-        c
-        for c in summary.columns
-        if c.startswith(("world.", "agents.")) and summary[c].dropna().nunique() > 1
-    ]
+    return [c for c in summary.columns if c.startswith(("world.", "agents.")) and summary[c].dropna().nunique() > 1]
 
 
 def _without(label: str, key: str) -> str:
@@ -294,9 +303,11 @@ def plot_sweep(summary: pd.DataFrame, column: str, metrics: Sequence[str], palet
     metrics = [m for m in metrics if m in summary and summary[m].notna().any()]
     frame = summary.copy()
     if column.startswith("agents."):
-        _, agent, param = column.split(".", 2)
+        param = column.split(".", 2)[2]
         rows = frame[frame[column].notna()]
-        line_key = rows["agent"] + rows["variant"].map(lambda v: f" [{_without(v, param)}]" if _without(v, param) else "")
+        line_key = rows["agent"] + rows["variant"].map(
+            lambda v: f" [{_without(v, param)}]" if _without(v, param) else ""
+        )
         refs = frame[frame[column].isna()]
     else:
         param = column.split(".", 1)[1]
@@ -312,7 +323,9 @@ def plot_sweep(summary: pd.DataFrame, column: str, metrics: Sequence[str], palet
     lines = list(dict.fromkeys(rows["line"]))
     import seaborn as sns
 
-    colours = dict(zip(lines, sns.color_palette("tab10" if len(lines) <= 10 else "husl", n_colors=len(lines)), strict=True))
+    colours = dict(
+        zip(lines, sns.color_palette("tab10" if len(lines) <= 10 else "husl", n_colors=len(lines)), strict=True)
+    )
     handles: dict[str, Any] = {}
     for ax, metric in zip(axes.flat, metrics, strict=False):
         table = band_table(rows, metric, ["line", column], clip=metric).sort_values(["line", column])
@@ -349,8 +362,13 @@ def plot_scatter(summary: pd.DataFrame, x: str, y: str, palette: dict[str, Any])
         xl, xh = clip_to_bounds(x, xl), clip_to_bounds(x, xh)
         yl, yh = clip_to_bounds(y, yl), clip_to_bounds(y, yh)
         h = ax.errorbar(
-            mx, my, xerr=[[mx - xl], [xh - mx]], yerr=[[my - yl], [yh - my]],
-            fmt=markers.get(world, "o"), color=palette.get(arm, "0.3"), capsize=3,
+            mx,
+            my,
+            xerr=[[mx - xl], [xh - mx]],
+            yerr=[[my - yl], [yh - my]],
+            fmt=markers.get(world, "o"),
+            color=palette.get(arm, "0.3"),
+            capsize=3,
         )
         label = f"{arm} @ {short_world_label(world)}" if len(markers) > 1 else arm
         handles.setdefault(label, h)
@@ -364,11 +382,19 @@ def plot_scatter(summary: pd.DataFrame, x: str, y: str, palette: dict[str, Any])
     return fig
 
 
-BETWEEN_SEEDS = "Bands and whiskers: 95% Student-t intervals of the mean over seeds (between-seed spread), clipped to the metric's range."
-PAIRED = "Paired bands: 95% Student-t intervals of the mean per-seed difference arm − baseline (common random numbers: same users and noise), the interval that decides whether two arms differ."
+BETWEEN_SEEDS = (
+    "Bands and whiskers: 95% Student-t intervals of the mean over seeds (between-seed spread), "
+    "clipped to the metric's range."
+)
+PAIRED = (
+    "Paired bands: 95% Student-t intervals of the mean per-seed difference arm − baseline (common "
+    "random numbers: same users and noise), the interval that decides whether two arms differ."
+)
 
 
-def draw_report_figures(run: Any, baseline_arm: str | None, diffs: pd.DataFrame | None) -> tuple[list[Figure], list[str]]:
+def draw_report_figures(
+    run: Any, baseline_arm: str | None, diffs: pd.DataFrame | None
+) -> tuple[list[Figure], list[str]]:
     """Every figure of the report, in order, with captions; and the lines that say which
     figures were left out and why."""
     from experiments.report import KEY_METRICS, figure_notes, plot_retention
@@ -425,7 +451,9 @@ def draw_report_figures(run: Any, baseline_arm: str | None, diffs: pd.DataFrame 
             caption = f"One point per arm at its mean over seeds. {BETWEEN_SEEDS}"
             if x in METRIC_NOTES:
                 caption += " " + METRIC_NOTES[x]
-            figures.append(Figure(title.lower().replace(" ", "_"), title, plot_scatter(summary, x, y, palette), caption))
+            figures.append(
+                Figure(title.lower().replace(" ", "_"), title, plot_scatter(summary, x, y, palette), caption)
+            )
     if not no_retention and "retention" in windows and "retention" not in TRAJECTORY_METRICS:
         figures.append(Figure("retention", "Survival", plot_retention(run), BETWEEN_SEEDS))
     return figures, notes
@@ -530,7 +558,12 @@ def markdown_table(corner: str, rows: list[str], columns: list[str], cells: list
 
 
 def html_table(
-    corner: str, rows: list[str], columns: list[str], cells: list[list[str]], classes: list[list[str]] | None = None, table_id: str = ""
+    corner: str,
+    rows: list[str],
+    columns: list[str],
+    cells: list[list[str]],
+    classes: list[list[str]] | None = None,
+    table_id: str = "",
 ) -> str:
     """A single-header HTML table inside a horizontally scrolling wrapper (the page itself
     never scrolls sideways)."""
@@ -544,7 +577,9 @@ def html_table(
         )
         body.append(f"<tr><th scope='row'>{e(label)}</th>{tds}</tr>")
     ident = f" id='{e(table_id)}'" if table_id else ""
-    return f"<div class='scroll'><table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+    return (
+        f"<div class='scroll'><table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def metric_notes(metrics: Sequence[str]) -> list[str]:
@@ -588,7 +623,10 @@ def render_markdown(page: Page, images: dict[str, str]) -> str:
         parts += ["## " + verdict_heading(page.verdict).replace("**", ""), ""]
         if rows:
             cols = [k for k in rows[0] if k != "verdict"]
-            parts += [markdown_table("verdict", [r["verdict"] for r in rows], cols, [[r[c] for c in cols] for r in rows]), ""]
+            parts += [
+                markdown_table("verdict", [r["verdict"] for r in rows], cols, [[r[c] for c in cols] for r in rows]),
+                "",
+            ]
     parts += [f"## {SUMMARY_HEADING}", "", markdown_table("metric", *page.summary), ""]
     parts += [f"- {n}" for n in page.notes] + ([""] if page.notes else [])
     parts += [f"## {DIFF_HEADING}", "", page.diff_note, ""]
@@ -601,13 +639,19 @@ def render_markdown(page: Page, images: dict[str, str]) -> str:
     parts += [f"- {n}" for n in page.figure_notes] + ([""] if page.figure_notes else [])
     parts += ["## Metric glossary", ""]
     cols = ["definition", "unit", "better", "range", "source"]
-    parts += [markdown_table("metric", [r["metric"] for r in page.glossary], cols, [[r[c] for c in cols] for r in page.glossary]), ""]
+    parts += [
+        markdown_table(
+            "metric", [r["metric"] for r in page.glossary], cols, [[r[c] for c in cols] for r in page.glossary]
+        ),
+        "",
+    ]
     return "\n".join(parts)
 
 
 CSS = """
 *, *::before, *::after { box-sizing: border-box; }
-body { font-family: system-ui, sans-serif; margin: 0 auto; padding: 1em 1.5em; max-width: 1200px; color: #222; line-height: 1.4; }
+body { font-family: system-ui, sans-serif; margin: 0 auto; padding: 1em 1.5em; max-width: 1200px;
+       color: #222; line-height: 1.4; }
 .scroll { max-width: 100%; overflow-x: auto; margin: 1em 0; }
 table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; white-space: nowrap; }
@@ -659,7 +703,12 @@ def render_html(page: Page, images: dict[str, str]) -> str:
         rows, cols, cells = page.diffs
         body.append(
             html_table(
-                "metric", rows, cols, [[c[0] for c in row] for row in cells], [[c[1] for c in row] for row in cells], "differences"
+                "metric",
+                rows,
+                cols,
+                [[c[0] for c in row] for row in cells],
+                [[c[1] for c in row] for row in cells],
+                "differences",
             )
         )
         body.append(f"<p class='note'>{e(SIGN_LEGEND)}</p>")
@@ -672,8 +721,17 @@ def render_html(page: Page, images: dict[str, str]) -> str:
         )
     body += [f"<p class='note'>{e(n)}</p>" for n in page.figure_notes]
     cols = ["definition", "unit", "better", "range", "source"]
-    glossary = html_table("metric", [r["metric"] for r in page.glossary], cols, [[r[c] for c in cols] for r in page.glossary], table_id="glossary")
-    body += ["<h2>Metric glossary</h2>", glossary.replace("<table id='glossary'>", "<table id='glossary' class='glossary'>")]
+    glossary = html_table(
+        "metric",
+        [r["metric"] for r in page.glossary],
+        cols,
+        [[r[c] for c in cols] for r in page.glossary],
+        table_id="glossary",
+    )
+    body += [
+        "<h2>Metric glossary</h2>",
+        glossary.replace("<table id='glossary'>", "<table id='glossary' class='glossary'>"),
+    ]
     body.append(f"<h2>Provenance</h2><pre>{e(json.dumps(page.provenance, indent=2))}</pre>")
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

@@ -44,7 +44,10 @@ window.addEventListener('error', function (e) {
   window.__errors.push(t && t !== window && t.tagName ? 'failed to load ' + t.tagName : String(e.message));
 }, true);
 var __consoleError = console.error;
-console.error = function () { window.__errors.push('console.error: ' + Array.from(arguments).join(' ')); __consoleError.apply(console, arguments); };
+console.error = function () {
+  window.__errors.push('console.error: ' + Array.from(arguments).join(' '));
+  __consoleError.apply(console, arguments);
+};
 window.addEventListener('load', function () {
   var imgs = Array.from(document.images);
   var out = {
@@ -52,7 +55,8 @@ window.addEventListener('load', function () {
     scrollWidth: document.documentElement.scrollWidth,
     bodyScrollWidth: document.body.scrollWidth,
     images: imgs.length,
-    broken: imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); }).map(function (i) { return i.alt; }),
+    broken: imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); })
+      .map(function (i) { return i.alt; }),
     summaryRows: document.querySelectorAll('table#summary tbody tr').length,
     errors: window.__errors
   };
