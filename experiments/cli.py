@@ -103,8 +103,9 @@ def _compare(args: argparse.Namespace) -> int:
     from experiments.report import compare_runs, format_comparison
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    table = compare_runs(args.run_a, args.run_b, metrics)  # errors before any output
     print(f"A = {args.run_a}\nB = {args.run_b}\n")
-    print(format_comparison(compare_runs(args.run_a, args.run_b, metrics)))
+    print(format_comparison(table))
     return 0
 
 

@@ -198,14 +198,17 @@ def paired_differences(
 
 
 def _cell(mean: float, low: float, high: float, style: str = "interval") -> str:
-    """``"mean [low, high]"`` (style ``interval``) or ``"mean ± half-width"`` (style ``pm``)."""
+    """``"mean [low, high]"`` (style ``interval``) or ``"mean ± half-width"`` (style ``pm``),
+    numbers without e-notation (:func:`experiments.report_page.format_number`)."""
+    from experiments.report_page import format_number
+
     if not np.isfinite(mean):
         return "n/a"
     if low == high or not (np.isfinite(low) and np.isfinite(high)):
-        return f"{mean:.4g}"
+        return format_number(mean)
     if style == "pm":
-        return f"{mean:.4g} ± {(high - low) / 2:.3g}"
-    return f"{mean:.4g} [{low:.4g}, {high:.4g}]"
+        return f"{format_number(mean)} ± {format_number((high - low) / 2, 3)}"
+    return f"{format_number(mean)} [{format_number(low)}, {format_number(high)}]"
 
 
 def wide_table(long: pd.DataFrame, value: str = "mean", style: str = "interval") -> pd.DataFrame:
@@ -618,6 +621,8 @@ def _welch(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, fl
 
 def format_comparison(table: pd.DataFrame) -> str:
     """The comparison as a terminal table."""
+    from experiments.report_page import format_number
+
     if table.empty:
         return "no arm (agent and world point) appears in both runs"
     shown = pd.DataFrame(
@@ -625,8 +630,8 @@ def format_comparison(table: pd.DataFrame) -> str:
             "world": table["world_label"],
             "arm": table["arm"],
             "metric": table["metric"],
-            "A": table["a"].map(lambda v: f"{v:.4g}"),
-            "B": table["b"].map(lambda v: f"{v:.4g}"),
+            "A": table["a"].map(format_number),
+            "B": table["b"].map(format_number),
             "B - A [95% CI]": [
                 _cell(d, lo, hi) for d, lo, hi in zip(table["diff"], table["low"], table["high"], strict=True)
             ],

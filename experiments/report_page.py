@@ -418,9 +418,10 @@ def draw_report_figures(
     for metric in TRAJECTORY_METRICS:
         if metric not in windows or (metric == "retention" and no_retention):
             continue
-        if metric == "reward_per_user_step" and "cohort_engagement" in windows and windows["retention"].eq(1.0).all():
+        if metric == "reward_per_user_step" and _same_columns(windows, metric, "cohort_engagement"):
             continue  # without churn both count the same users: one figure is enough
-        fig = plot_trajectory(windows, metric, baseline_arm, palette)
+        data = _survival_from_one(windows) if metric == "retention" else windows
+        fig = plot_trajectory(data, metric, baseline_arm, palette)
         info = GLOSSARY.get(metric)
         right = f" Right: difference from {baseline_arm}. {PAIRED}" if baseline_arm else ""
         figures.append(
@@ -431,8 +432,10 @@ def draw_report_figures(
                 f"Left: {info.definition if info else metric}, per window of steps. {BETWEEN_SEEDS}{right}",
             )
         )
-    if no_retention and "reward_per_user_step" in windows and "cohort_engagement" in windows:
-        notes.append("Engagement per user-step trajectory left out: without churn it equals cohort engagement (shown).")
+    if _same_columns(windows, "reward_per_user_step", "cohort_engagement"):
+        notes.append(
+            "Engagement per user-step trajectory left out: it equals cohort engagement in every window (no churn)."
+        )
     for column in swept_columns(summary):
         figures.append(
             Figure(
@@ -457,6 +460,18 @@ def draw_report_figures(
     if not no_retention and "retention" in windows and "retention" not in TRAJECTORY_METRICS:
         figures.append(Figure("retention", "Survival", plot_retention(run), BETWEEN_SEEDS))
     return figures, notes
+
+
+def _survival_from_one(windows: pd.DataFrame) -> pd.DataFrame:
+    """``windows`` plus a first row per run at step 0 with retention 1 (the survival curve's start)."""
+    runs = [c for c in ("world", "world_label", "arm", "seed") if c in windows]
+    start = windows.drop_duplicates(runs).assign(step_end=0, window=-1, retention=1.0)
+    return pd.concat([start, windows], ignore_index=True)
+
+
+def _same_columns(frame: pd.DataFrame, a: str, b: str) -> bool:
+    """Whether columns ``a`` and ``b`` exist and agree in every row (to rounding)."""
+    return a in frame and b in frame and bool(np.allclose(frame[a], frame[b], equal_nan=True))
 
 
 # --------------------------------------------------------------------------- verdicts

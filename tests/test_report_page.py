@@ -259,3 +259,23 @@ def test_docs_metrics_md_is_generated_and_up_to_date() -> None:
     assert glossary.GLOSSARY["retention"].bounds == (0.0, 1.0)
     assert glossary.GLOSSARY["regret"].direction == "lower"
     assert glossary.GLOSSARY["interest_entropy_final"].direction == "higher"
+
+
+def test_retention_trajectory_appears_only_when_users_churn(runs: dict[str, Path]) -> None:
+    import matplotlib.pyplot as plt
+
+    from experiments.report_page import draw_report_figures
+
+    run = load_run(runs["three"])
+    figures, notes = draw_report_figures(run, "random", None)
+    assert "trajectory_retention" not in {f.name for f in figures}
+    assert any(n.startswith("Retention figure left out") for n in notes)
+    run.windows["retention"] = np.where(run.windows["arm"] == "random", 1.0 - run.windows["step_end"] / 16, 1.0)
+    figures, notes = draw_report_figures(run, "random", None)
+    retention = next(f for f in figures if f.name == "trajectory_retention")
+    left = retention.figure.axes[0]
+    curves = [line for line in left.get_lines() if len(line.get_xdata()) > 1]
+    assert all(line.get_xdata()[0] == 0 and line.get_ydata()[0] == 1.0 for line in curves)  # survival starts at 1
+    assert min(line.get_ydata()[-1] for line in curves) == pytest.approx(0.5)
+    assert "Paired bands" in retention.caption and not any(n.startswith("Retention") for n in notes)
+    plt.close("all")
