@@ -9,10 +9,14 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 import simenv
+
+if TYPE_CHECKING:
+    from experiments.scenario import Scenario
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -70,6 +74,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.seeds is not None:
         scenario = scenario.with_seeds(args.seeds)
         check_resources(scenario, args.workers)
+    if args.baseline is not None and not args.no_report:
+        _check_baseline(scenario, args.baseline)  # before the run, not after it
     out = Path(args.out) if args.out else Path("runs") / scenario.name
     result = run_scenario(
         scenario, out, workers=args.workers, backend=args.backend, force=args.force, progress=not args.quiet
@@ -86,6 +92,20 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(f"report unchanged: {out / 'report.html'} (the run was complete; `bubblegym report {out}` rewrites it)")
     return 0
+
+
+def _check_baseline(scenario: Scenario, baseline: str) -> None:
+    """Raise RunError (listing the arms) if ``baseline`` is not an arm of the scenario's tasks."""
+    import pandas as pd
+
+    from experiments.report import resolve_baseline
+    from experiments.runner import make_tasks
+
+    tasks = make_tasks(scenario)
+    arms = pd.DataFrame(
+        {"arm": [t.arm for t in tasks], "agent": [t.label for t in tasks], "variant": [t.variant_label for t in tasks]}
+    )
+    resolve_baseline(arms, baseline)
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -79,6 +79,15 @@ def test_report_with_unknown_baseline_exits_2_names_the_arms_and_keeps_the_repor
     assert {p.name: p.read_bytes() for p in (report / "report.html", report / "report.md")} == before
 
 
+def test_run_with_unknown_baseline_exits_2_before_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(yaml.safe_dump(TINY))
+    out = tmp_path / "never"
+    assert main(["run", str(scenario), "--out", str(out), "--baseline", "nosuch", "--quiet"]) == 2
+    assert "baseline 'nosuch' is not an arm of this run; allowed: random, linucb" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_compare_with_unknown_metric_names_it_and_the_known_ones(
     runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
