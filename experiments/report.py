@@ -6,7 +6,8 @@
   random numbers make the pairs share users and noise, so the paired CI is narrow).
 * ``plot_*`` draw the seaborn figures, bands are 95% t-intervals over seeds.
 * :func:`write_report` writes ``figures/*.png``, ``report.md`` and a self-contained
-  ``report.html`` (images embedded as base64); :func:`compare_runs` compares two runs.
+  ``report.html`` (images embedded as base64; page content in :mod:`experiments.report_page`,
+  how to read it in ``docs/report.md``); :func:`compare_runs` compares two runs.
 
 An *arm* is an agent label plus its swept parameters (``"vw_epsilon [epsilon=0.1]"``);
 ``world_label`` names a world grid point (empty without a world sweep).
