@@ -9,10 +9,14 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 import simenv
+
+if TYPE_CHECKING:
+    from experiments.scenario import Scenario
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -70,6 +74,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.seeds is not None:
         scenario = scenario.with_seeds(args.seeds)
         check_resources(scenario, args.workers)
+    if args.baseline is not None and not args.no_report:
+        _check_baseline(scenario, args.baseline)  # before the run, not after it
     out = Path(args.out) if args.out else Path("runs") / scenario.name
     result = run_scenario(
         scenario, out, workers=args.workers, backend=args.backend, force=args.force, progress=not args.quiet
@@ -88,6 +94,20 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_baseline(scenario: Scenario, baseline: str) -> None:
+    """Raise RunError (listing the arms) if ``baseline`` is not an arm of the scenario's tasks."""
+    import pandas as pd
+
+    from experiments.report import resolve_baseline
+    from experiments.runner import make_tasks
+
+    tasks = make_tasks(scenario)
+    arms = pd.DataFrame(
+        {"arm": [t.arm for t in tasks], "agent": [t.label for t in tasks], "variant": [t.variant_label for t in tasks]}
+    )
+    resolve_baseline(arms, baseline)
+
+
 def _report(args: argparse.Namespace) -> int:
     from experiments.report import write_report
 
@@ -100,11 +120,12 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from experiments.report import KEY_METRICS, compare_runs, format_comparison
+    from experiments.report import compare_runs, format_comparison
 
-    metrics = args.metrics.split(",") if args.metrics else KEY_METRICS
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    table = compare_runs(args.run_a, args.run_b, metrics)  # errors before any output
     print(f"A = {args.run_a}\nB = {args.run_b}\n")
-    print(format_comparison(compare_runs(args.run_a, args.run_b, metrics)))
+    print(format_comparison(table))
     return 0
 
 
@@ -191,7 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace the results in --out of another scenario or setup (code, versions)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    run.add_argument("--baseline", default="random", help="agent label (or arm) the report pairs differences against")
+    run.add_argument(
+        "--baseline", help="agent label (or arm) the report pairs differences against (default: random, if run)"
+    )
     run.add_argument(
         "--no-report",
         action="store_true",
@@ -201,7 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="figures, report.md and a self-contained report.html of a run")
     rep.add_argument("run_dir")
-    rep.add_argument("--baseline", default="random", help="agent label (or arm) for paired differences")
+    rep.add_argument(
+        "--baseline",
+        help="agent label (or arm) for paired differences (default: random, if in the run); "
+        "an arm not in the run is an error and leaves the existing report as it was",
+    )
     rep.set_defaults(func=_report)
 
     cmp_ = sub.add_parser("compare", help="compare the arms two runs share (B - A with 95%% CIs)")

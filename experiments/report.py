@@ -6,7 +6,8 @@
   random numbers make the pairs share users and noise, so the paired CI is narrow).
 * ``plot_*`` draw the seaborn figures, bands are 95% t-intervals over seeds.
 * :func:`write_report` writes ``figures/*.png``, ``report.md`` and a self-contained
-  ``report.html`` (images embedded as base64); :func:`compare_runs` compares two runs.
+  ``report.html`` (images embedded as base64; page content in :mod:`experiments.report_page`,
+  how to read it in ``docs/report.md``); :func:`compare_runs` compares two runs.
 
 An *arm* is an agent label plus its swept parameters (``"vw_epsilon [epsilon=0.1]"``);
 ``world_label`` names a world grid point (empty without a world sweep).
@@ -14,9 +15,6 @@ An *arm* is an agent label plus its swept parameters (``"vw_epsilon [epsilon=0.1
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -201,14 +199,17 @@ def paired_differences(
 
 
 def _cell(mean: float, low: float, high: float, style: str = "interval") -> str:
-    """``"mean [low, high]"`` (style ``interval``) or ``"mean ± half-width"`` (style ``pm``)."""
+    """``"mean [low, high]"`` (style ``interval``) or ``"mean ± half-width"`` (style ``pm``),
+    numbers without e-notation (:func:`experiments.report_page.format_number`)."""
+    from experiments.report_page import format_number
+
     if not np.isfinite(mean):
         return "n/a"
     if low == high or not (np.isfinite(low) and np.isfinite(high)):
-        return f"{mean:.4g}"
+        return format_number(mean)
     if style == "pm":
-        return f"{mean:.4g} ± {(high - low) / 2:.3g}"
-    return f"{mean:.4g} [{low:.4g}, {high:.4g}]"
+        return f"{format_number(mean)} ± {format_number((high - low) / 2, 3)}"
+    return f"{format_number(mean)} [{format_number(low)}, {format_number(high)}]"
 
 
 def wide_table(long: pd.DataFrame, value: str = "mean", style: str = "interval") -> pd.DataFrame:
@@ -412,43 +413,94 @@ class ReportFiles:
     figures: dict[str, Path]
 
 
-def write_report(run_dir: str | Path, baseline: str = "random", *, dpi: int = 110) -> ReportFiles:
+def resolve_baseline(summary: pd.DataFrame, baseline: str | None) -> str | None:
+    """The arm the report pairs differences against.
+
+    ``baseline`` is an agent label (one variant) or an arm name; None picks ``random`` when
+    the run has it, else no baseline (the report then shows no paired differences).
+
+    Raises:
+        RunError: an explicit ``baseline`` is not an arm (or unswept agent) of the run, or
+            names several arms; the message lists the arms allowed.
+    """
+    arms = list(dict.fromkeys(summary["arm"]))
+    if baseline is None:
+        return "random" if "random" in arms else None
+    base = summary[(summary["arm"] == baseline) | ((summary["agent"] == baseline) & (summary["variant"] == ""))]
+    if base.empty:
+        raise RunError(f"baseline {baseline!r} is not an arm of this run; allowed: {', '.join(arms)}")
+    if base["arm"].nunique() > 1:
+        raise RunError(f"baseline {baseline!r} names several arms {sorted(set(base['arm']))}; pass one arm name")
+    return str(base["arm"].iloc[0])
+
+
+def write_report(run_dir: str | Path, baseline: str | None = None, *, dpi: int = 110) -> ReportFiles:
     """Write ``figures/*.png``, ``report.md`` and a self-contained ``report.html``.
 
-    The summary table gives mean and 95% CI per arm and metric over seeds; the paired
-    differences against ``baseline`` are skipped (with a note) when the run lacks it.
+    The page (:mod:`experiments.report_page`) shows the guardrail verdicts when the run
+    has a ``verdict.json``, the summary (mean and 95% interval per arm and metric over
+    seeds), the seed-paired differences against ``baseline`` with significance marks,
+    figures with captions and the metric glossary. Everything is checked before any file
+    is written, and each file is replaced atomically, so a bad baseline leaves an earlier
+    report intact.
+
+    Raises:
+        RunError: the run did not finish, ``baseline`` is not in it (see
+            :func:`resolve_baseline`) or its ``verdict.json`` is malformed.
     """
-    import matplotlib.pyplot as plt
+    from experiments import report_page as page_lib
+    from experiments.glossary import glossary_rows
 
     run = load_run(run_dir)
+    baseline_arm = resolve_baseline(run.summary, baseline)
+    verdict = page_lib.load_verdict(run.path)
+    metrics = _ordered_metrics(run.metrics)
+    diffs: pd.DataFrame | None = None
+    if baseline_arm is None:
+        diff_note = f"No paired differences: the run has no random arm; pass --baseline, one of {', '.join(run.arms)}."
+    elif run.summary["arm"].nunique() < 2:
+        diff_note = "No paired differences: the run has a single arm."
+    else:
+        diffs = paired_differences(run.summary, baseline_arm, metrics)
+        seeds = int(diffs["pairs"].min()) if not diffs.empty else 0
+        diff_note = (
+            f"Seed-paired differences (arm − {baseline_arm}): mean and paired 95% interval over {seeds} seed pair(s); "
+            "pairs share a world point and seed, hence users and noise (common random numbers)."
+        )
+    figures, fig_notes = page_lib.draw_report_figures(run, baseline_arm, diffs)
+    pngs = {fig.name: page_lib.figure_png(fig.figure, dpi) for fig in figures}
+    page = page_lib.Page(
+        title=f"BubbleGym report: {run.manifest['scenario']['name']}",
+        header=_header_lines(run),
+        verdict=verdict,
+        summary=page_lib.summary_cells(summary_table(run.summary, metrics)),
+        diff_note=diff_note,
+        diffs=page_lib.difference_cells(diffs) if diffs is not None and not diffs.empty else None,
+        notes=page_lib.metric_notes(metrics),
+        figures=figures,
+        figure_notes=fig_notes,
+        glossary=glossary_rows(metrics),
+        provenance={k: run.manifest[k] for k in ("versions", "git", "seeds") if k in run.manifest},
+    )
+    md = page_lib.render_markdown(page, {name: f"figures/{name}.png" for name in pngs})
+    text = page_lib.render_html(page, {name: page_lib.encode_png(data) for name, data in pngs.items()})
     folder = run.path / "figures"
     folder.mkdir(exist_ok=True)
-    pngs: dict[str, Path] = {}
-    encoded: dict[str, str] = {}
-    for name, fig in draw_figures(run).items():
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-        plt.close(fig)
-        pngs[name] = folder / f"{name}.png"
-        pngs[name].write_bytes(buffer.getvalue())
-        encoded[name] = base64.b64encode(buffer.getvalue()).decode("ascii")
-    summary = wide_table(summary_table(run.summary))
-    summary.index.name = "metric"
-    try:
-        diffs: pd.DataFrame | None = paired_differences(run.summary, baseline)
-        diff_note = f"Seed-paired differences (arm - {baseline}), mean and 95% CI over seeds."
-    except RunError as err:
-        diffs, diff_note = None, f"No paired differences: {err}."
-    diff_table = None
-    if diffs is not None and not diffs.empty:
-        diff_table = wide_table(diffs.rename(columns={"diff": "mean"}))
-        diff_table.index.name = "metric"
-    notes = list(figure_notes(run).values())
-    md = _markdown(run, summary, diff_table, diff_note, pngs, notes)
-    page = _html(run, summary, diff_table, diff_note, encoded, notes)
-    (run.path / "report.md").write_text(md)
-    (run.path / "report.html").write_text(page)
-    return ReportFiles(run.path / "report.md", run.path / "report.html", pngs)
+    for old in folder.glob("*.png"):
+        if old.stem not in pngs:
+            old.unlink()
+    paths = {}
+    for name, data in pngs.items():
+        paths[name] = folder / f"{name}.png"
+        page_lib.write_atomically(paths[name], data)
+    page_lib.write_atomically(run.path / "report.md", md)
+    page_lib.write_atomically(run.path / "report.html", text)
+    return ReportFiles(run.path / "report.md", run.path / "report.html", paths)
+
+
+def _ordered_metrics(metrics: Sequence[str]) -> list[str]:
+    """The key metrics first (in :data:`KEY_METRICS` order), then the rest as in the table."""
+    return [m for m in KEY_METRICS if m in metrics] + [m for m in metrics if m not in KEY_METRICS]
 
 
 def _header_lines(run: RunData) -> list[str]:
@@ -466,96 +518,58 @@ def _header_lines(run: RunData) -> list[str]:
     ]
 
 
-def _markdown(
-    run: RunData,
-    summary: pd.DataFrame,
-    diffs: pd.DataFrame | None,
-    note: str,
-    pngs: dict[str, Path],
-    figure_notes: Sequence[str] = (),
-) -> str:
-    parts = [f"# BubbleGym report: {run.manifest['scenario']['name']}", "", *_header_lines(run), ""]
-    parts += ["## Summary (mean [95% CI] over seeds)", "", format_markdown_table(summary), ""]
-    parts += ["## Paired differences against the baseline", "", note, ""]
-    if diffs is not None:
-        parts += [format_markdown_table(diffs), ""]
-    parts += ["## Figures", ""]
-    for name, path in pngs.items():
-        parts += [f"![{name}](figures/{path.name})", ""]
-    for line in figure_notes:
-        parts += [line, ""]
-    return "\n".join(parts)
-
-
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
-th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
-img { max-width: 100%; margin: 1em 0; }
-"""
-
-
-def _html(
-    run: RunData,
-    summary: pd.DataFrame,
-    diffs: pd.DataFrame | None,
-    note: str,
-    images: dict[str, str],
-    figure_notes: Sequence[str] = (),
-) -> str:
-    name = html.escape(run.manifest["scenario"]["name"])
-    head = "".join(f"<p>{_md_inline(line)}</p>" for line in _header_lines(run))
-    body = [f"<h1>BubbleGym report: {name}</h1>", head, "<h2>Summary (mean [95% CI] over seeds)</h2>"]
-    body.append(summary.to_html(escape=True))
-    body += ["<h2>Paired differences against the baseline</h2>", f"<p>{html.escape(note)}</p>"]
-    if diffs is not None:
-        body.append(diffs.to_html(escape=True))
-    body.append("<h2>Figures</h2>")
-    for fig_name, data in images.items():
-        body.append(f'<h3>{html.escape(fig_name)}</h3><img alt="{fig_name}" src="data:image/png;base64,{data}">')
-    body += [f"<p>{html.escape(line)}</p>" for line in figure_notes]
-    manifest = html.escape(json.dumps({k: run.manifest[k] for k in ("versions", "git", "seeds")}, indent=2))
-    body.append(f"<h2>Provenance</h2><pre>{manifest}</pre>")
-    return (
-        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>BubbleGym report: {name}</title>'
-        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
-    )
-
-
-def _md_inline(text: str) -> str:
-    """Escape and render ``**bold**`` and ```code``` of a header line."""
-    out = html.escape(text)
-    for mark, tag in (("**", "b"), ("`", "code")):
-        pieces = out.split(mark)
-        out = "".join(p if i % 2 == 0 else f"<{tag}>{p}</{tag}>" for i, p in enumerate(pieces))
-    return out
-
-
 # --------------------------------------------------------------------------- compare
 
 
-def compare_runs(run_a: str | Path, run_b: str | Path, metrics: Sequence[str] = KEY_METRICS) -> pd.DataFrame:
+def compare_runs(run_a: str | Path, run_b: str | Path, metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """Arms present in both runs (same arm and world label): B - A per metric with a 95% CI.
 
-    When both runs have the same seeds the difference is paired by seed (same world
-    seeds, so common random numbers if the worlds match); otherwise Welch's interval.
+    The difference is paired by seed on the seeds both runs have (at least two) when the
+    two runs' world point has the same configuration and world seeds, so that a pair
+    shares users and noise (common random numbers); otherwise (different worlds, or fewer
+    than two shared seeds) Welch's interval over all seeds of each run.
+
+    Args:
+        metrics: metric names; None: the :data:`KEY_METRICS` both runs have.
 
     Returns:
         Long table: ``world_label``, ``arm``, ``metric``, ``a``, ``b``, ``diff``, ``low``,
-        ``high``, ``paired``.
+        ``high``, ``paired``, ``pairs`` (seeds paired, 0 when unpaired), ``why`` (why
+        unpaired, else empty).
+
+    Raises:
+        RunError: a run did not finish, or a requested metric is not in both runs (the
+            message lists the metrics both have).
     """
-    a, b = load_run(run_a).summary, load_run(run_b).summary
-    metrics = [m for m in metrics if m in a and m in b]
+    run_a_data, run_b_data = load_run(run_a), load_run(run_b)
+    a, b = run_a_data.summary, run_b_data.summary
+    known = [m for m in run_a_data.metrics if m in set(run_b_data.metrics)]
+    if metrics is None:
+        metrics = [m for m in KEY_METRICS if m in known]
+    else:
+        unknown = [m for m in metrics if m not in known]
+        if unknown:
+            raise RunError(
+                f"unknown metric(s) {', '.join(unknown)}: not in both runs; known metrics: {', '.join(known)}"
+            )
+    worlds_a, worlds_b = _world_identities(run_a_data), _world_identities(run_b_data)
     rows = []
     for (world, arm), group_a in a.groupby(["world_label", "arm"], sort=False):
         group_b = b[(b["world_label"] == world) & (b["arm"] == arm)]
         if group_b.empty:
             continue
-        paired = sorted(group_a["seed"]) == sorted(group_b["seed"])
+        shared = sorted(set(group_a["seed"]) & set(group_b["seed"]))
+        world_a, world_b = int(group_a["world"].iloc[0]), int(group_b["world"].iloc[0])
+        same_world = all(
+            worlds_a.get((world_a, s)) is not None and worlds_a.get((world_a, s)) == worlds_b.get((world_b, s))
+            for s in shared
+        )
+        why = "" if same_world and len(shared) >= 2 else ("worlds differ" if not same_world else "under 2 shared seeds")
+        paired = not why
         for metric in metrics:
             if paired:
-                joined = group_a[["seed", metric]].merge(group_b[["seed", metric]], on="seed", suffixes=("_a", "_b"))
+                cols = ["seed", metric]
+                joined = group_a[cols].merge(group_b[cols], on="seed", suffixes=("_a", "_b"))
                 diff, low, high = t_interval((joined[f"{metric}_b"] - joined[f"{metric}_a"]).to_numpy())
             else:
                 diff, low, high = _welch(group_a[metric].to_numpy(), group_b[metric].to_numpy())
@@ -570,9 +584,23 @@ def compare_runs(run_a: str | Path, run_b: str | Path, metrics: Sequence[str] = 
                     "low": low,
                     "high": high,
                     "paired": paired,
+                    "pairs": len(shared) if paired else 0,
+                    "why": why,
                 }
             )
-    return pd.DataFrame(rows, columns=["world_label", "arm", "metric", "a", "b", "diff", "low", "high", "paired"])
+    columns = ["world_label", "arm", "metric", "a", "b", "diff", "low", "high", "paired", "pairs", "why"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _world_identities(run: RunData) -> dict[tuple[int, int], str]:
+    """(world index, seed) -> the world's configuration and world seed as one JSON string:
+    equal strings mean the same users and noise for that seed."""
+    worlds = {int(w["index"]): w.get("config") for w in run.manifest.get("resolved", {}).get("worlds", [])}
+    out = {}
+    for row in run.summary[["world", "seed", "world_seed"]].drop_duplicates().itertuples():
+        config = worlds.get(int(row.world))
+        out[(int(row.world), int(row.seed))] = json.dumps([config, str(row.world_seed)], sort_keys=True, default=str)
+    return out
 
 
 def _welch(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
@@ -594,6 +622,8 @@ def _welch(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, fl
 
 def format_comparison(table: pd.DataFrame) -> str:
     """The comparison as a terminal table."""
+    from experiments.report_page import format_number
+
     if table.empty:
         return "no arm (agent and world point) appears in both runs"
     shown = pd.DataFrame(
@@ -601,12 +631,15 @@ def format_comparison(table: pd.DataFrame) -> str:
             "world": table["world_label"],
             "arm": table["arm"],
             "metric": table["metric"],
-            "A": table["a"].map(lambda v: f"{v:.4g}"),
-            "B": table["b"].map(lambda v: f"{v:.4g}"),
+            "A": table["a"].map(format_number),
+            "B": table["b"].map(format_number),
             "B - A [95% CI]": [
                 _cell(d, lo, hi) for d, lo, hi in zip(table["diff"], table["low"], table["high"], strict=True)
             ],
-            "paired": table["paired"].map({True: "yes", False: "no"}),
+            "paired": [
+                f"yes ({n} seeds)" if p else f"no: {why}"
+                for p, n, why in zip(table["paired"], table["pairs"], table["why"], strict=True)
+            ],
         }
     )
     if shown["world"].eq("").all():

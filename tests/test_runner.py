@@ -264,23 +264,24 @@ def test_report_writes_figures_markdown_and_self_contained_html(tiny_run: Path) 
     files = write_report(tiny_run, baseline="random")
     names = set(files.figures)
     assert names == {
-        "engagement",
+        "paired_differences",
+        "trajectory_cohort_engagement",
+        "trajectory_interest_entropy",
+        "trajectory_homogenization_cosine",
         "exploration_vs_engagement",
         "diversity_vs_engagement",
-        "interest_entropy",
-        "homogenization",
     }  # no churn in the default world: the flat retention figure is left out, with a note
     for path in files.figures.values():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     markdown = files.markdown.read_text()
-    assert "| reward_per_user_step |" in markdown and "(arm - random)" in markdown
+    assert "| reward_per_user_step ↑ |" in markdown and "(arm − random)" in markdown
     assert "Retention figure left out" in markdown
     page = files.html.read_text()
     assert "Retention figure left out" in page
-    images = page.split('src="data:image/png;base64,')[1:]
+    images = page.split("src='data:image/png;base64,")[1:]
     assert len(images) == len(names)
-    assert base64.b64decode(images[0].split('"')[0])[:4] == b"\x89PNG"
-    assert 'src="figures/' not in page and "<table" in page
+    assert base64.b64decode(images[0].split("'")[0])[:4] == b"\x89PNG"
+    assert "src='figures/" not in page and "<table" in page
 
 
 def test_retention_figure_is_the_cohort_survival_curve_when_users_churn(tiny_run: Path) -> None:
@@ -301,9 +302,12 @@ def test_retention_figure_is_the_cohort_survival_curve_when_users_churn(tiny_run
     plt.close("all")
 
 
-def test_report_without_the_baseline_says_so(tiny_run: Path) -> None:
-    files = write_report(tiny_run, baseline="oracle")
-    assert "No paired differences: baseline 'oracle' is not in this run" in files.markdown.read_text()
+def test_report_with_an_unknown_baseline_fails_and_keeps_the_report(tiny_run: Path) -> None:
+    files = write_report(tiny_run, baseline="random")
+    before = files.html.read_bytes(), files.markdown.read_bytes()
+    with pytest.raises(RunError, match=r"baseline 'oracle' is not an arm of this run; allowed: random, linucb"):
+        write_report(tiny_run, baseline="oracle")
+    assert (files.html.read_bytes(), files.markdown.read_bytes()) == before
 
 
 def test_compare_pairs_identical_runs_to_zero(tiny_run: Path) -> None:
