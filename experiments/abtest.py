@@ -121,7 +121,7 @@ def parse_arms(text: str) -> list[ArmSpec]:
     """Parse ``--arms``: comma-separated registry specs, ``name[:key=value[,key=value...]]``.
 
     A comma-separated token holding ``=`` continues the previous arm's parameters, so
-    ``linucb:alpha=0.5,lambda_=2,random`` is two arms. Values are read as YAML scalars
+    ``linucb:alpha=0.5,lam=2,random`` is two arms. Values are read as YAML scalars
     (``0.5`` a number, ``true`` a flag) and checked against the agent's declared parameters.
 
     Raises:
@@ -282,7 +282,7 @@ class TestResult:
         mean_a, mean_b: the arms' estimates (a mean, or a ratio of means).
         diff: ``mean_b - mean_a``.
         se: standard error of ``diff``.
-        df: degrees of freedom (Welch-Satterthwaite; inf for the delta method's z-test).
+        df: Welch-Satterthwaite degrees of freedom.
         stat: ``diff / se``.
         p_value: two-sided.
         ci_low, ci_high: the ``1 - alpha`` confidence interval of ``diff``.
@@ -354,8 +354,11 @@ def ratio_delta(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def ratio_test(xa: np.ndarray, ya: np.ndarray, xb: np.ndarray, yb: np.ndarray, alpha: float = 0.05) -> TestResult:
-    """z-test of ``R_b - R_a`` for a ratio metric (CTR = clicks / impressions), each arm's
-    variance by the delta method (:func:`ratio_delta`); arms independent, so the variances add.
+    """Test of ``R_b - R_a`` for a ratio metric (CTR = clicks / impressions), each arm's
+    variance by the delta method (:func:`ratio_delta`); arms independent, so the variances
+    add. The reference is Student's t with Welch-Satterthwaite degrees of freedom on the
+    linearised per-user values (the usual z-test for large samples, better calibrated for
+    small ones).
 
     Args:
         xa, ya: (..., n_a) arm A's per-user numerator and denominator; xb, yb: arm B's.
@@ -369,13 +372,16 @@ def ratio_test(xa: np.ndarray, ya: np.ndarray, xb: np.ndarray, yb: np.ndarray, a
     with np.errstate(divide="ignore", invalid="ignore"):
         stat = (rb - ra) / se
         cv_a = np.sqrt(var_a * na) / np.abs(ra)
-    return _result(ra, rb, se, np.full(np.shape(se), np.inf), stat, alpha, cv_a)
+        # the delta-method variance is the variance of the linearised per-user values
+        # (x - R y) / ybar over n, so Welch-Satterthwaite's df applies (z as n grows)
+        df = (var_a + var_b) ** 2 / (var_a**2 / (na - 1) + var_b**2 / (nb - 1))
+    return _result(ra, rb, se, df, stat, alpha, cv_a)
 
 
 def _result(
     ma: np.ndarray, mb: np.ndarray, se: np.ndarray, df: np.ndarray, stat: np.ndarray, alpha: float, cv_a: np.ndarray
 ) -> TestResult:
-    """The p-value and interval of a t (finite ``df``) or z (``df = inf``) statistic."""
+    """The two-sided p-value and interval of a t statistic with ``df`` degrees of freedom."""
     df = np.asarray(df, dtype=np.float64)
     p = 2.0 * stats.t.sf(np.abs(stat), df)
     q = stats.t.ppf(1.0 - alpha / 2.0, df)
@@ -558,7 +564,7 @@ class AbTestSetup:
     def __post_init__(self) -> None:
         if len(self.arms) < 2:
             raise AbTestError(f"an A/B test needs at least 2 arms (or --aa with one); got {len(self.arms)}")
-        if self.aa and len(set(self.arms)) != 1:
+        if self.aa and len({arm.label for arm in self.arms}) != 1:
             raise AbTestError(
                 f"an A/A test serves the same agent spec in every arm; got {[a.label for a in self.arms]}"
             )
