@@ -492,7 +492,7 @@ def users_per_arm(mde: float, cv: float, alpha: float = 0.05, power: float = 0.8
     _check_positive("mde", mde, "minimum detectable relative effect, e.g. 0.02 for 2%")
     _check_positive("cv", cv, "per-user coefficient of variation sd / mean")
     z = stats.norm.ppf(1.0 - alpha / 2.0) + stats.norm.ppf(power)
-    return math.ceil(2.0 * z**2 * cv**2 / mde**2)
+    return max(2, math.ceil(2.0 * z**2 * cv**2 / mde**2))  # a two-sample test needs 2 users per arm
 
 
 def power_at(n: float, effect: float, cv: float, alpha: float = 0.05) -> float:

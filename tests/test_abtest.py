@@ -269,3 +269,10 @@ def test_cli_ab_run_writes_tables(capsys: pytest.CaptureFixture, tmp_path: objec
     # LinUCB beats random on engagement in both seeds of the default world
     assert tests.loc[tests["metric"] == "engagement", "reject"].all()
     assert (tests.loc[tests["metric"] == "engagement", "lift"] > 0).all()
+
+
+def test_benchmark_script_runs_on_a_tiny_world() -> None:
+    from test_benchmarks import load_script
+
+    figures = load_script("bench_abtest").bench("random,random", users=16, steps=3, seeds=1)
+    assert figures["wall_s"] > 0 and figures["user_cv"] > 0 and 0 <= figures["p"] <= 1
