@@ -855,11 +855,27 @@ def format_result(result: AbTestResult) -> str:
             f"{int(r['rejections']):>6}/{int(r['seeds']):<3}  {rate:<22}{formula:>8}"
         )
     if setup.aa:
-        lines.append(
-            f"  (an A/A test should reject in about {setup.alpha:.0%} of seeds; few seeds give a wide interval)"
-        )
+        lines += _aa_verdict(result.summary, setup)
     lines += ["", *_power_lines(result)]
     return "\n".join(lines)
+
+
+def _aa_verdict(summary: pd.DataFrame, setup: AbTestSetup) -> list[str]:
+    """The metrics that reject in more seeds than alpha allows (one-sided exact binomial test
+    at level 0.01 of ``rejections ~ Binomial(seeds, alpha)``), if any."""
+    high = [
+        f"{row.metric} (binomial p = {p:.2g})"
+        for row in summary.itertuples()
+        if (p := stats.binomtest(int(row.rejections), int(row.seeds), setup.alpha, alternative="greater").pvalue) < 0.01
+    ]
+    if not high:
+        return [f"  no metric rejects more often than alpha = {setup.alpha} allows (binomial test at 0.01)"]
+    return [
+        f"  ABOVE alpha = {setup.alpha}: {', '.join(high)}.",
+        "  The arms differ more than user-level noise explains;",
+        "  with a learning agent each arm is one trained instance, whose learning luck all its users share",
+        "  (see docs/abtest.md, 'A/A tests of learning agents').",
+    ]
 
 
 def _power_lines(result: AbTestResult) -> list[str]:

@@ -276,3 +276,15 @@ def test_benchmark_script_runs_on_a_tiny_world() -> None:
 
     figures = load_script("bench_abtest").bench("random,random", users=16, steps=3, seeds=1)
     assert figures["wall_s"] > 0 and figures["user_cv"] > 0 and 0 <= figures["p"] <= 1
+
+
+def test_aa_verdict_names_a_metric_that_rejects_too_often() -> None:
+    setup = _setup(seeds=tuple(range(40)))
+    rows = [
+        {"metric": "engagement", "rejections": 2, "seeds": 40},  # P(X >= 2) = 0.60: fine
+        {"metric": "ctr", "rejections": 7, "seeds": 40},  # P(X >= 7) = 0.0034 under alpha = 0.05
+    ]
+    text = "\n".join(abtest._aa_verdict(pd.DataFrame(rows), setup))
+    assert "ABOVE alpha = 0.05: ctr (binomial p = 0.0034)" in text and "engagement" not in text
+    ok = "\n".join(abtest._aa_verdict(pd.DataFrame(rows[:1]), setup))
+    assert "no metric rejects more often" in ok
