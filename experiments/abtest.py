@@ -275,7 +275,7 @@ def run_world(
 
 
 @dataclass(frozen=True)
-class TestResult:
+class Comparison:
     """A two-sample comparison of arm B against arm A (arrays broadcast over leading axes).
 
     Attributes:
@@ -301,7 +301,7 @@ class TestResult:
     cv_a: np.ndarray
 
 
-def welch_test(a: np.ndarray, b: np.ndarray, alpha: float = 0.05) -> TestResult:
+def welch_test(a: np.ndarray, b: np.ndarray, alpha: float = 0.05) -> Comparison:
     """Welch's unequal-variance t-test of ``mean(b) - mean(a)`` (Welch 1947).
 
     ``se = sqrt(s_a^2 / n_a + s_b^2 / n_b)``, Welch-Satterthwaite degrees of freedom
@@ -353,7 +353,7 @@ def ratio_delta(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ratio, var
 
 
-def ratio_test(xa: np.ndarray, ya: np.ndarray, xb: np.ndarray, yb: np.ndarray, alpha: float = 0.05) -> TestResult:
+def ratio_test(xa: np.ndarray, ya: np.ndarray, xb: np.ndarray, yb: np.ndarray, alpha: float = 0.05) -> Comparison:
     """Test of ``R_b - R_a`` for a ratio metric (CTR = clicks / impressions), each arm's
     variance by the delta method (:func:`ratio_delta`); arms independent, so the variances
     add. The reference is Student's t with Welch-Satterthwaite degrees of freedom on the
@@ -380,7 +380,7 @@ def ratio_test(xa: np.ndarray, ya: np.ndarray, xb: np.ndarray, yb: np.ndarray, a
 
 def _result(
     ma: np.ndarray, mb: np.ndarray, se: np.ndarray, df: np.ndarray, stat: np.ndarray, alpha: float, cv_a: np.ndarray
-) -> TestResult:
+) -> Comparison:
     """The two-sided p-value and interval of a t statistic with ``df`` degrees of freedom."""
     df = np.asarray(df, dtype=np.float64)
     p = 2.0 * stats.t.sf(np.abs(stat), df)
@@ -388,7 +388,7 @@ def _result(
     diff = mb - ma
     # a zero-variance comparison (e.g. retention 1 in both arms) has no evidence of a difference
     p = np.where(se > 0, p, np.where(diff == 0, 1.0, 0.0))
-    return TestResult(ma, mb, diff, se, df, stat, p, diff - q * se, diff + q * se, cv_a)
+    return Comparison(ma, mb, diff, se, df, stat, p, diff - q * se, diff + q * se, cv_a)
 
 
 # --------------------------------------------------------------------------- variance and power
@@ -914,12 +914,21 @@ def _power_lines(result: AbTestResult) -> list[str]:
     return lines
 
 
+def check_out_dir(out: Path) -> None:
+    """Refuse an output directory that is a file or holds a ``bubblegym run`` (its manifest)."""
+    if out.exists() and not out.is_dir():
+        raise AbTestError(f"--out {out} is a file; give a directory")
+    if (out / "manifest.json").exists():
+        raise AbTestError(f"--out {out} holds a `bubblegym run` (manifest.json); give the A/B test its own directory")
+
+
 def write_result(result: AbTestResult, out: Path) -> dict[str, Path]:
     """Write ``tests.parquet`` (per seed, arm and metric), ``users.parquet`` (per seed and
     cohort user), ``summary.parquet`` and ``abtest.json`` (setup, summary, variance, sample
     sizes) into ``out``, each atomically, the JSON last (its presence means complete)."""
     from experiments.runner import write_json_atomic, write_parquet_atomic
 
+    check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "abtest.json").unlink(missing_ok=True)
     files = {name: out / f"{name}.parquet" for name in ("tests", "users", "summary")}
@@ -975,9 +984,10 @@ def command(args: Any) -> int:
         mde=args.mde,
         cv=args.cv,
     )
+    out = Path(args.out) if args.out else Path("runs") / f"abtest-{scenario.name}"
+    check_out_dir(out)
     result = run_abtest(scenario, setup, progress=not args.quiet)
     print(format_result(result))
-    out = Path(args.out) if args.out else Path("runs") / f"abtest-{scenario.name}"
     files = write_result(result, out)
     print(f"\n{result.seconds:.1f} s; wrote {files['json']} and {len(files) - 1} Parquet tables in {out}")
     return 0

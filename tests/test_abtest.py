@@ -254,6 +254,14 @@ def test_bad_input_is_named(argv: list[str], message: str, capsys: pytest.Captur
     assert not (tmp_path / "abtest.json").exists()
 
 
+def test_out_dir_of_a_run_is_refused(capsys: pytest.CaptureFixture, tmp_path: object) -> None:
+    (tmp_path / "manifest.json").write_text("{}")
+    args = ["abtest", "default", "--arms", "random,random", "--aa", "--users", "8", "--steps", "2", "--seeds", "1"]
+    assert main([*args, "--out", str(tmp_path)]) == 2
+    assert "holds a `bubblegym run`" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+
+
 def test_cli_ab_run_writes_tables(capsys: pytest.CaptureFixture, tmp_path: object) -> None:
     args = ["abtest", "default", "--arms", "random,linucb:alpha=0.5", "--users", "128", "--steps", "40"]
     assert main([*args, "--seeds", "2", "--mde", "0.02", "--cv", "0.8", "--out", str(tmp_path), "--quiet"]) == 0
