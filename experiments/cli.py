@@ -129,6 +129,12 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _abtest(args: argparse.Namespace) -> int:
+    from experiments.abtest import command
+
+    return command(args)
+
+
 def _list(args: argparse.Namespace) -> int:
     from agents import agent_names
     from experiments.scenario import SCENARIO_DIRS, load_scenario, shipped_scenarios
@@ -236,6 +242,21 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("run_b")
     cmp_.add_argument("--metrics", help="comma-separated metric names (default: the key metrics)")
     cmp_.set_defaults(func=_compare)
+
+    ab = sub.add_parser("abtest", help="a simulated A/B (or A/A) test in one world, with power and sample size")
+    ab.add_argument("scenario", help="a scenario YAML file, or the name of a shipped scenario (its world is used)")
+    ab.add_argument("--arms", required=True, help="registry specs, control first: 'random,linucb:alpha=0.5'")
+    ab.add_argument("--users", type=_positive_int, required=True, help="concurrent users N (the cohort)")
+    ab.add_argument("--steps", type=_positive_int, help="steps of the horizon (default: the scenario's)")
+    ab.add_argument("--seeds", type=_positive_int, help="replicate over world seeds 0..S-1 (default: the scenario's)")
+    ab.add_argument("--aa", action="store_true", help="A/A test: every arm the same spec (one spec is doubled)")
+    ab.add_argument("--mde", type=float, help="a relative effect to size the test for (0.02 = 2%%)")
+    ab.add_argument("--alpha", type=float, default=0.05, help="two-sided significance level (default 0.05)")
+    ab.add_argument("--power", type=float, default=0.8, help="power for the sample sizes (default 0.8)")
+    ab.add_argument("--cv", type=float, default=1.0, help="per-user CV of your own pre-period metric (default 1)")
+    ab.add_argument("--out", help="output directory (default runs/abtest-<scenario name>)")
+    ab.add_argument("--quiet", action="store_true", help="no progress bar")
+    ab.set_defaults(func=_abtest)
 
     lst = sub.add_parser("list", help="list world presets, agents and shipped scenarios")
     lst.set_defaults(func=_list)
