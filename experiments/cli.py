@@ -1,9 +1,12 @@
-"""The ``bubblegym`` command line."""
+"""bubblegym: a laboratory for recommendation policies. Simulated users whose tastes evolve
+meet bandit and deep-RL recommenders; scenarios compare agents over seeds with paired
+statistics, and report engagement, diversity, filter-bubble and retention metrics."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -136,69 +139,45 @@ def _abtest(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from agents import agent_names
-    from experiments.scenario import SCENARIO_DIRS, load_scenario, shipped_scenarios
-    from simenv.config import PRESETS, WorldConfig
+    from agents.registry import agent_names
+    from experiments.listing import agent_detail, agents_overview, presets_lines, scenarios_lines
 
-    default = _flatten(WorldConfig().to_dict())
-    print("World presets (differences from the default world):")
-    for name, config in PRESETS.items():
-        changes = {k: v for k, v in _flatten(config.to_dict()).items() if default.get(k) != v}
-        print(f"  {name:<16} " + (", ".join(f"{k}={v}" for k, v in changes.items()) or "-"))
-    print("\nAgents (parameter = default  meaning (allowed values)):")
-    for name in agent_names():
-        print("\n".join(agent_parameter_lines(name)))
-    folder = next((f for f in SCENARIO_DIRS if f.is_dir()), None)
-    print(f"\nScenarios ({folder}):")
-    for name in shipped_scenarios():
-        try:
-            description = load_scenario(name, check_agents=False).description.strip().splitlines()
-        except ValueError as err:
-            description = [f"INVALID: {err}"]
-        first = description[0] if description else ""
-        print(f"  {name:<20} {first if len(first) <= 100 else first[:99] + '…'}")
+    if args.name is not None and args.what != "agents":
+        print("bubblegym list: a NAME is only taken after 'agents' (bubblegym list agents NAME)", file=sys.stderr)
+        return 2
+    if args.name is not None:
+        lines = agent_detail(args.name)
+    else:
+        sections = {
+            "presets": presets_lines,
+            "agents": lambda: agents_overview(agent_names()),
+            "scenarios": scenarios_lines,
+        }
+        chosen = [args.what] if args.what else list(sections)
+        lines = []
+        for what in chosen:
+            lines += [*sections[what](), ""]
+    print("\n".join(lines).rstrip())
     return 0
 
 
-def agent_parameter_lines(name: str) -> list[str]:
-    """Lines of ``bubblegym list`` for agent ``name``: its name, then one line per parameter
-    with its default, allowed values and meaning (read from the agent's Params, without
-    importing a deep-RL agent's module); defaults alone for an agent that declares no Params."""
-    from agents.params import rule_of
-    from agents.registry import agent_parameters, params_class
-
-    params = params_class(name)
-    if params is None:
-        rows = [
-            (f"{key} = {value!r}", "(range and meaning not declared)", "")
-            for key, value in agent_parameters(name).items()
-        ]
-    else:
-        rows = [
-            (f"{key} = {field.default!r}", rule_of(field).allowed(), rule_of(field).meaning)
-            for key, field in params.fields().items()
-        ]
-    if not rows:
-        return [f"  {name}: no parameters"]
-    left = max(len(row[0]) for row in rows)
-    return [f"  {name}"] + [f"      {a:<{left}}  {c} ({b})" if c else f"      {a:<{left}}  {b}" for a, b, c in rows]
-
-
-def _flatten(data: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bubblegym", description=__doc__)
+    from experiments.cli_help import EXAMPLES, MAIN_EXAMPLES
+
+    def with_examples(name: str) -> dict:
+        return {"epilog": EXAMPLES[name], "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+    parser = argparse.ArgumentParser(
+        prog="bubblegym",
+        description=__doc__,
+        epilog=MAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"bubblegym {simenv.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sim = sub.add_parser("simulate", help="run a random policy on a world preset and print a summary")
+    sim = sub.add_parser(
+        "simulate", help="run a random policy on a world preset and print a summary", **with_examples("simulate")
+    )
     sim.add_argument("--preset", default="default", choices=sorted(simenv.PRESETS))
     sim.add_argument("--users", type=_positive_int, default=1024, help="concurrent users (default 1024)")
     sim.add_argument("--steps", type=_positive_int, default=200, help="steps per user (default 200)")
@@ -206,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(func=_simulate)
 
-    run = sub.add_parser("run", help="run a scenario (agents x seeds x grid points) and print its summary")
+    run = sub.add_parser(
+        "run", help="run a scenario (agents x seeds x grid points) and print its summary", **with_examples("run")
+    )
     run.add_argument("scenario", help="a scenario YAML file, or the name of a shipped scenario")
     run.add_argument("--out", help="run directory (default runs/<scenario name>); rerun to resume")
     run.add_argument("--seeds", type=_positive_int, help="use seeds 0..N-1 instead of the scenario's")
@@ -228,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_run)
 
-    rep = sub.add_parser("report", help="figures, report.md and a self-contained report.html of a run")
+    rep = sub.add_parser(
+        "report", help="figures, report.md and a self-contained report.html of a run", **with_examples("report")
+    )
     rep.add_argument("run_dir")
     rep.add_argument(
         "--baseline",
@@ -237,13 +220,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.set_defaults(func=_report)
 
-    cmp_ = sub.add_parser("compare", help="compare the arms two runs share (B - A with 95%% CIs)")
+    cmp_ = sub.add_parser(
+        "compare", help="compare the arms two runs share (B - A with 95%% CIs)", **with_examples("compare")
+    )
     cmp_.add_argument("run_a")
     cmp_.add_argument("run_b")
     cmp_.add_argument("--metrics", help="comma-separated metric names (default: the key metrics)")
     cmp_.set_defaults(func=_compare)
 
-    ab = sub.add_parser("abtest", help="a simulated A/B (or A/A) test in one world, with power and sample size")
+    ab = sub.add_parser(
+        "abtest",
+        help="a simulated A/B (or A/A) test in one world, with power and sample size",
+        **with_examples("abtest"),
+    )
     ab.add_argument("scenario", help="a scenario YAML file, or the name of a shipped scenario (its world is used)")
     ab.add_argument("--arms", required=True, help="registry specs, control first: 'random,linucb:alpha=0.5'")
     ab.add_argument("--users", type=_positive_int, required=True, help="concurrent users N (the cohort)")
@@ -258,7 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--quiet", action="store_true", help="no progress bar")
     ab.set_defaults(func=_abtest)
 
-    lst = sub.add_parser("list", help="list world presets, agents and shipped scenarios")
+    lst = sub.add_parser("list", help="list world presets, agents and shipped scenarios", **with_examples("list"))
+    lst.add_argument(
+        "what", nargs="?", choices=["presets", "agents", "scenarios"], help="one section only (default: all three)"
+    )
+    lst.add_argument("name", nargs="?", help="with 'agents': one agent, every parameter with its range and meaning")
     lst.set_defaults(func=_list)
     return parser
 
@@ -271,6 +264,21 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {value}")
     return value
+
+
+_USER_ERRORS = {
+    "agents.base": "AgentError",
+    "experiments.runner": "RunError",
+    "experiments.scenario": "ScenarioError",
+    "simenv.config": "ConfigError",
+}
+"""Module -> the error type it raises for bad input (one line on stderr, exit code 2)."""
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    """The bad-input error types of the modules already imported (a module not imported
+    cannot have raised its error), so ``main`` imports none of them (the runner pulls pandas)."""
+    return tuple(getattr(sys.modules[m], name) for m, name in _USER_ERRORS.items() if m in sys.modules)
 
 
 class _Stopped:
@@ -302,11 +310,6 @@ def _sigterm_interrupts() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; exit codes: 0 done, 2 an error (one line on stderr), 128 + the signal
     number when stopped by Ctrl-C (130) or SIGTERM (143)."""
-    from agents.registry import AgentError
-    from experiments.runner import RunError, describe_os_error
-    from experiments.scenario import ScenarioError
-    from simenv.config import ConfigError
-
     args = build_parser().parse_args(argv)
     prefix = f"bubblegym {args.command}:"
     try:
@@ -317,11 +320,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         kept = "; finished tasks are kept: rerun the same command to resume" if args.command == "run" else ""
         print(f"{prefix} interrupted by {stopped.name}{kept}", file=sys.stderr)
         return 128 + int(stopped)
-    except (ScenarioError, RunError, ConfigError, AgentError) as err:
-        print(f"{prefix} {err}", file=sys.stderr)
-        return 2
+    except BrokenPipeError:  # the output was piped into a reader that stopped (e.g. `| head`)
+        sys.stdout = open(os.devnull, "w")  # Python's documented recipe: no second error at exit
+        return 1
     except OSError as err:
+        from experiments.runner import describe_os_error
+
         print(f"{prefix} {describe_os_error(err)}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        if not isinstance(err, _user_error_types()):
+            raise
+        print(f"{prefix} {err}", file=sys.stderr)
         return 2
     except MemoryError:
         print(f"{prefix} out of memory (MemoryError)", file=sys.stderr)

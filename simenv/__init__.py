@@ -2,9 +2,11 @@
 
 Environment ids (``gymnasium.make`` / ``gymnasium.make_vec``): ``simenv/Rec-v1`` on the
 default world and one id per preset (``simenv/RecFilterBubble-v1``, ...), see
-:data:`ENV_IDS`. Version 1 is the world of ``docs/model.md`` (centred topics, appeal
-against value, lasting satisfaction, the expected-reward oracle); version 0 was the first
-model and is no longer registered.
+:data:`ENV_IDS`; beside each, a flat id (``simenv/RecFlat-v1``, ``simenv/RecFilterBubbleFlat-v1``,
+...: one ``Box`` observation, :class:`simenv.wrappers.FlatRecEnv`), see :data:`FLAT_ENV_IDS`.
+Version 1 is the world of ``docs/model.md`` (centred topics, appeal against value, lasting
+satisfaction, the expected-reward oracle); version 0 was the first model and is no longer
+registered.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ ENV_IDS: dict[str, str] = {
 }
 """Preset name -> registered environment id."""
 
+FLAT_ENV_IDS: dict[str, str] = {preset: env_id.replace("-v1", "Flat-v1") for preset, env_id in ENV_IDS.items()}
+"""Preset name -> registered id of its flat face (:class:`simenv.wrappers.FlatRecEnv`: a flat
+``Box`` observation for ``MlpPolicy`` learners; ``gymnasium.make_vec`` with ``"sync"`` or
+``"async"`` vectorizes it)."""
+
 for _preset, _env_id in ENV_IDS.items():
     if _env_id not in registry:
         register(
@@ -43,9 +50,12 @@ for _preset, _env_id in ENV_IDS.items():
             vector_entry_point="simenv.envs:RecVectorEnv",
             kwargs={"preset": _preset},
         )
+    if FLAT_ENV_IDS[_preset] not in registry:
+        register(id=FLAT_ENV_IDS[_preset], entry_point="simenv.wrappers:FlatRecEnv", kwargs={"preset": _preset})
 
 __all__ = [
     "ENV_IDS",
+    "FLAT_ENV_IDS",
     "PRESETS",
     "CatalogConfig",
     "ChoiceConfig",

@@ -8,7 +8,9 @@
 
 Observation (one session): a flat ``Dict`` of
 ``user`` (F_u,) float32, ``candidates`` (C, F_i) float32, ``item_ids`` (C,) int64 and
-``user_id`` () int64. Action: ``MultiDiscrete([C] * k)``, the candidate shown at each
+``user_id`` (1,) int64 (shape (1,), not (), so stable-baselines3's ``MultiInputPolicy`` and
+other learners that flatten every entry per sample accept the raw Dict; :class:`RecVectorEnv`
+gives ``user_id`` as (N,)). Action: ``MultiDiscrete([C] * k)``, the candidate shown at each
 slate position; a repeated candidate is replaced by a fixed rule and flagged in
 ``info["slate_repaired"]`` (see :func:`simenv.simulator.repair_slate`).
 """
@@ -41,8 +43,15 @@ def resolve_config(
     return with_overrides(base, overrides)
 
 
-def observation_space(config: WorldConfig) -> spaces.Dict:
-    """The fixed observation space of one session."""
+def observation_space(config: WorldConfig, user_id_shape: tuple[int, ...] = (1,)) -> spaces.Dict:
+    """The fixed observation space of one session.
+
+    Args:
+        config: the world.
+        user_id_shape: shape of the ``user_id`` entry: (1,) for :class:`RecEnv` (every entry
+            has a sample axis to flatten, as SB3's ``MultiInputPolicy`` needs), () for the
+            single space of :class:`RecVectorEnv`, whose batched ``user_id`` is (N,).
+    """
     c = config.n_candidates
     user_low, user_high = user_feature_bounds(config.users, config.catalog.n_topics)
     item_low, item_high = item_feature_bounds(config.catalog)
@@ -51,7 +60,7 @@ def observation_space(config: WorldConfig) -> spaces.Dict:
             "user": spaces.Box(user_low, user_high, dtype=np.float32),
             "candidates": spaces.Box(np.tile(item_low, (c, 1)), np.tile(item_high, (c, 1)), dtype=np.float32),
             "item_ids": spaces.Box(0, ID_BOUND, (c,), np.int64),
-            "user_id": spaces.Box(0, ID_BOUND, (), np.int64),
+            "user_id": spaces.Box(0, ID_BOUND, user_id_shape, np.int64),
         }
     )
 
@@ -90,7 +99,9 @@ class RecEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     @staticmethod
     def _row(obs: Observation) -> dict[str, np.ndarray]:
-        return {key: np.array(value[0]) for key, value in obs.items()}
+        row = {key: np.array(value[0]) for key, value in obs.items()}
+        row["user_id"] = row["user_id"].reshape(1)
+        return row
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -159,7 +170,7 @@ class RecVectorEnv(gym.vector.VectorEnv):
         self.num_envs = int(num_envs)
         self.sim = Simulator(self.config, self.num_envs, seed=0, oracle=oracle, observation_buffers=observation_buffers)
         self._seeded = False
-        self.single_observation_space = observation_space(self.config)
+        self.single_observation_space = observation_space(self.config, user_id_shape=())
         self.single_action_space = action_space(self.config)
         self._observation_space: spaces.Dict | None = None
         self.action_space = batch_space(self.single_action_space, num_envs)

@@ -102,10 +102,9 @@ def slate_from_action(action: Any, n_sessions: int, slate_size: int) -> np.ndarr
 
 def flat_env_id(preset: str) -> str:
     """The id carried by the spec of a :class:`FlatRecEnv` on ``preset``."""
-    from simenv import ENV_IDS
+    from simenv import FLAT_ENV_IDS
 
-    base = ENV_IDS.get(preset, "simenv/Rec-v1")
-    return base.replace("-v1", "Flat-v1")
+    return FLAT_ENV_IDS.get(preset, FLAT_ENV_IDS["default"])
 
 
 class FlatRecEnv(gym.Env[np.ndarray, Any]):

@@ -169,13 +169,18 @@ def test_deferred_agents_declare_their_parameters_in_a_light_module() -> None:
 
 
 def test_list_prints_each_parameter_with_default_meaning_and_range(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["list"]) == 0
-    out = capsys.readouterr().out
-    lines = [line.strip() for line in out.splitlines()]
-    assert "alpha = 1.0  width multiplier of the confidence bound (reward units) (a number in [0.0, inf])" in lines
-    assert any(line.startswith("exploration = 'slot'") and "one of ['slot', 'slate']" in line for line in lines)
-    assert any(line.startswith("net_arch = (64, 64)") and "layer widths" in line for line in lines)
-    assert "random: no parameters" in lines
+    def lines_of(name: str) -> list[str]:
+        assert main(["list", "agents", name]) == 0
+        return [line.strip() for line in capsys.readouterr().out.splitlines()]
+
+    linucb = lines_of("linucb")
+    at = linucb.index("alpha = 1.0")
+    assert linucb[at + 1] == "width multiplier of the confidence bound (reward units); a number in [0.0, inf]"
+    egreedy = lines_of("linear_egreedy")
+    assert "one of ['slot', 'slate']" in egreedy[egreedy.index("exploration = 'slot'") + 1]
+    ppo = lines_of("ppo")
+    assert "layer widths" in ppo[ppo.index("net_arch = (64, 64)") + 1]
+    assert lines_of("random")[-1] == "no parameters"
 
 
 @pytest.mark.parametrize(
