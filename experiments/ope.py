@@ -222,7 +222,7 @@ def dm(q_expected: np.ndarray) -> EstimatorTerms:
 
 
 def ips(reward: np.ndarray, weights: np.ndarray, clip: float = np.inf) -> EstimatorTerms:
-    """Inverse propensity scoring with optional clipping:
+    """Inverse propensity scoring with optional clipping (diagnostics use the clipped weights):
     ``V = (1/n) sum_i min(w_i, clip) r_i`` (Horvitz & Thompson 1952; Strehl et al. 2010 for
     clipping; obp's ``InverseProbabilityWeighting(lambda_=clip)``)."""
     r, w = _as_float("reward", reward, 1), _as_float("weights", weights, 1)
@@ -246,8 +246,8 @@ def _dr_like(
 ) -> EstimatorTerms:
     r = _as_float("reward", reward, 1)
     ql, qe = _as_float("q_logged", q_logged, 1), _as_float("q_expected", q_expected, 1)
-    _same_length(reward=r, weights=used, q_logged=ql, q_expected=qe)
-    return _plain(name, qe + used * (r - ql), used)
+    _same_length(reward=r, weights=weights, used=used, q_logged=ql, q_expected=qe)
+    return _plain(name, qe + used * (r - ql), weights)
 
 
 def dr(reward: np.ndarray, weights: np.ndarray, q_logged: np.ndarray, q_expected: np.ndarray) -> EstimatorTerms:
@@ -672,18 +672,20 @@ def bootstrap_values(
 
 def hcope_lower_bound(x: np.ndarray, delta: float, rng: np.random.Generator, select_fraction: float = 0.05) -> float:
     """High-confidence lower bound on ``E[X]`` for independent nonnegative ``X`` (Thomas,
-        Theocharous & Ghavamzadeh 2015, Theorem 1 with one threshold ``c``):
+    Theocharous & Ghavamzadeh 2015, Theorem 1 with one threshold ``c``):
 
-        ``LB = mean(Y) - 7 c ln(2/d) / (3 (n - 1)) - (1/n) sqrt(2 ln(2/d) / (n - 1) (n sum Y^2 - (sum Y)^2))``
+    ``LB = mean(Y) - 7 c ln(2/d) / (3 (n - 1)) - (1/n) sqrt(2 ln(2/d) / (n - 1) (n sum Y^2 - (sum Y)^2))``
 
-    with ``Y = min(X, c)``; it holds with probability >= 1 - delta. As in the paper,
-        ``c`` is chosen on a random ``select_fraction`` of the units (maximising the bound
-        predicted for the remaining size) and the bound is computed on the rest.
+    with ``Y = min(X, c)`` and ``d = delta``; it holds with probability >= 1 - delta. As in
+    the paper, ``c`` is chosen on a random ``select_fraction`` of the units (maximising the
+    bound predicted for the remaining size) and the bound is computed on the rest.
 
-        Args:
-            x: (U,) independent nonnegative units (here: per-user IPS sums scaled so their mean
-                is the IPS estimate).
-            delta: 1 - confidence, in (0, 1).
+    Args:
+        x: (U,) independent nonnegative units (here: per-user IPS sums scaled so their mean
+            is the IPS estimate).
+        delta: 1 - confidence, in (0, 1).
+        rng: draws the selection split.
+        select_fraction: share of units used to choose ``c``.
     """
     x = _as_float("x", x, 1)
     if np.any(x < 0):
