@@ -652,7 +652,7 @@ class DecisionLogWriter:
             shape = np.shape(columns[name])
             if shape != (rows, width):
                 raise LogError(f"write(): column {name!r} has shape {shape}; want ({rows}, {width})")
-        self._buffer.append(dict(columns))
+        self._buffer.append({name: np.array(value) for name, value in columns.items()})  # callers reuse buffers
         self._buffered += rows
         if self._buffered >= self._rows_per_group:
             self._flush()
