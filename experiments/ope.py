@@ -485,8 +485,118 @@ def user_folds(user_id: np.ndarray, n_folds: int, rng: np.random.Generator) -> n
     return fold_of_user[inverse]
 
 
-def _with_one(x: np.ndarray) -> np.ndarray:
+def with_constant(x: np.ndarray) -> np.ndarray:
+    """``x`` (..., F) with a column of ones appended: (..., F + 1)."""
     return np.concatenate([x, np.ones((*x.shape[:-1], 1), dtype=x.dtype)], axis=-1)
+
+
+@dataclass(frozen=True)
+class BilinearModel:
+    """Cross-fitted bilinear ridge models ``q_hat(x, a) = [x, 1]^T Theta_f [e_a, 1]``.
+
+    Attributes:
+        thetas: (K, F_u + 1, F_i + 1) one coefficient matrix per fold, each fitted without
+            that fold's users.
+        fold: (n,) fold of each decision (whose model predicts it).
+    """
+
+    thetas: np.ndarray
+    fold: np.ndarray
+
+    def predict(self, user_features: np.ndarray, item_vectors: np.ndarray) -> np.ndarray:
+        """(n,) ``[x_i, 1]^T Theta_fold(i) [v_i, 1]`` for per-decision item vectors (n, F_i).
+
+        Linear in ``v``: pass the target's mean item features ``sum_a pi_e(a|x) e_a`` to get
+        ``q_hat(x, pi_e)`` for DM/DR without materialising (n, C) predictions."""
+        u1, v1 = with_constant(np.asarray(user_features, np.float64)), np.asarray(item_vectors, np.float64)
+        if v1.shape[-1] == self.thetas.shape[2] - 1:
+            v1 = with_constant(v1)
+        out = np.empty(len(u1))
+        for f in range(len(self.thetas)):
+            rows = self.fold == f
+            out[rows] = np.einsum("ng,ng->n", u1[rows] @ self.thetas[f], v1[rows])
+        return out
+
+    def predict_candidates(self, user_features: np.ndarray, candidate_features: np.ndarray) -> np.ndarray:
+        """(n, C) predictions for every candidate (n, C, F_i)."""
+        u1, c1 = with_constant(np.asarray(user_features, np.float64)), with_constant(np.asarray(candidate_features))
+        out = np.empty(c1.shape[:2])
+        for f in range(len(self.thetas)):
+            rows = np.flatnonzero(self.fold == f)
+            out[rows] = np.einsum("ng,ncg->nc", u1[rows] @ self.thetas[f], c1[rows])
+        return out
+
+
+def fit_bilinear_ridge(
+    user_features: np.ndarray,
+    item_features: np.ndarray,
+    reward: np.ndarray,
+    fold: np.ndarray,
+    n_folds: int,
+    *,
+    alpha: float = 1.0,
+    chunk: int = 65_536,
+) -> np.ndarray:
+    """(K, F_u + 1, F_i + 1) ridge coefficients of ``r ~ [x, 1]^T Theta [e, 1]``, one per fold,
+    each fitted on the other folds (``n_folds = 1`` with ``fold = 0``: one model on all rows,
+    returned as (1, ...)).
+
+    The features of a (user, item) pair are the outer product of the user's features and the
+    item's, each with a constant, so the model holds user, item and interaction terms. Gram
+    matrices are accumulated in chunks: memory ``O(chunk F_u F_i)``, time ``O(n (F_u F_i)^2)``.
+
+    Args:
+        user_features: (n, F_u). item_features: (n, F_i) of the logged items. reward: (n,).
+        fold: (n,) fold index in [0, n_folds).
+        alpha: ridge penalty (> 0).
+    """
+    xu = _as_float("user_features", user_features, 2)
+    xi = _as_float("item_features", item_features, 2)
+    r = _as_float("reward", reward, 1)
+    n = _same_length(user_features=xu, item_features=xi, reward=r, fold=np.asarray(fold))
+    if not alpha > 0:
+        raise OPEError(f"alpha must be > 0, got {alpha!r}")
+    du, di = xu.shape[1] + 1, xi.shape[1] + 1
+    gram = np.zeros((n_folds, du * di, du * di))
+    moment = np.zeros((n_folds, du * di))
+    for start in range(0, n, chunk):
+        sl = slice(start, min(start + chunk, n))
+        u1, i1 = with_constant(xu[sl]), with_constant(xi[sl])
+        phi = (u1[:, :, None] * i1[:, None, :]).reshape(u1.shape[0], -1)
+        for f in range(n_folds):
+            m = fold[sl] == f
+            gram[f] += phi[m].T @ phi[m]
+            moment[f] += phi[m].T @ r[sl][m]
+    eye = alpha * np.eye(du * di)
+    if n_folds == 1:
+        return np.linalg.solve(gram[0] + eye, moment[0]).reshape(1, du, di)
+    total_g, total_m = gram.sum(0), moment.sum(0)
+    return np.stack(
+        [np.linalg.solve(total_g - gram[f] + eye, total_m - moment[f]).reshape(du, di) for f in range(n_folds)]
+    )
+
+
+def cross_fitted_bilinear(
+    user_features: np.ndarray,
+    logged_item_features: np.ndarray,
+    reward: np.ndarray,
+    user_id: np.ndarray,
+    *,
+    alpha: float = 1.0,
+    n_folds: int = 5,
+    rng: np.random.Generator,
+) -> BilinearModel:
+    """The default reward model for DM/DR: bilinear ridge, cross-fitted with folds split by
+    user (Chernozhukov et al. 2018 cross-fitting; by user because one user's decisions are
+    correlated), so no decision is predicted by a model that saw its user's rewards.
+
+    Args:
+        user_features: (n, F_u) context. logged_item_features: (n, F_i) features of the logged item.
+        reward: (n,). user_id: (n,). alpha: ridge penalty. n_folds: >= 2. rng: draws the folds.
+    """
+    fold = user_folds(user_id, n_folds, rng)
+    thetas = fit_bilinear_ridge(user_features, logged_item_features, reward, fold, n_folds, alpha=alpha)
+    return BilinearModel(thetas, fold)
 
 
 def ridge_reward_model(
@@ -499,16 +609,8 @@ def ridge_reward_model(
     alpha: float = 1.0,
     n_folds: int = 5,
     rng: np.random.Generator,
-    chunk: int = 65_536,
 ) -> np.ndarray:
-    """Cross-fitted bilinear ridge reward model ``q_hat(x, a) = [x, 1]^T Theta [e_a, 1]``.
-
-    The features of (user, item) pairs are the outer product of the user's features and the
-    item's (each with a constant appended), so the model holds user, item and interaction
-    terms. Fold ``f``'s predictions come from a model fitted on the other folds; folds split
-    users (Chernozhukov et al. 2018 cross-fitting; by user, as decisions of one user are
-    correlated). Gram matrices are accumulated in chunks, so memory stays
-    ``O(chunk * F_u * F_i)``.
+    """(n, C) cross-fitted bilinear ridge predictions of every candidate (see :func:`cross_fitted_bilinear`).
 
     Args:
         user_features: (n, F_u) context.
@@ -516,46 +618,18 @@ def ridge_reward_model(
         action: (n,) logged candidate index.
         reward: (n,) logged reward.
         user_id: (n,) user of each decision.
-        alpha: ridge penalty (> 0).
-        n_folds: cross-fitting folds (>= 2).
-        rng: draws the user-to-fold assignment.
-
-    Returns:
-        (n, C) float64 predicted reward of every candidate of every decision.
     """
-    xu = _as_float("user_features", user_features, 2)
     xi = np.asarray(candidate_features, dtype=np.float64)
     if xi.ndim != 3:
         raise OPEError(f"candidate_features must be (n, C, F_i), got shape {xi.shape}")
     a = np.asarray(action, dtype=np.int64)
-    r = _as_float("reward", reward, 1)
-    n = _same_length(user_features=xu, candidate_features=xi, action=a, reward=r, user_id=np.asarray(user_id))
+    _same_length(candidate_features=xi, action=a)
     if np.any((a < 0) | (a >= xi.shape[1])):
         raise OPEError(f"action must index the {xi.shape[1]} candidates")
-    if not alpha > 0:
-        raise OPEError(f"alpha must be > 0, got {alpha!r}")
-    fold = user_folds(user_id, n_folds, rng)
-    du, di = xu.shape[1] + 1, xi.shape[2] + 1
-    gram = np.zeros((n_folds, du * di, du * di))
-    moment = np.zeros((n_folds, du * di))
-    for start in range(0, n, chunk):
-        sl = slice(start, min(start + chunk, n))
-        u1 = _with_one(xu[sl])
-        i1 = _with_one(xi[sl][np.arange(u1.shape[0]), a[sl]])
-        phi = (u1[:, :, None] * i1[:, None, :]).reshape(u1.shape[0], -1)
-        for f in range(n_folds):
-            m = fold[sl] == f
-            gram[f] += phi[m].T @ phi[m]
-            moment[f] += phi[m].T @ r[sl][m]
-    q_hat = np.empty((n, xi.shape[1]))
-    eye = alpha * np.eye(du * di)
-    for f in range(n_folds):
-        theta = np.linalg.solve(gram.sum(0) - gram[f] + eye, moment.sum(0) - moment[f]).reshape(du, di)
-        rows = np.flatnonzero(fold == f)
-        for start in range(0, len(rows), chunk):
-            idx = rows[start : start + chunk]
-            q_hat[idx] = np.einsum("ng,ncg->nc", _with_one(xu[idx]) @ theta, _with_one(xi[idx]))
-    return q_hat
+    model = cross_fitted_bilinear(
+        user_features, xi[np.arange(len(a)), a], reward, user_id, alpha=alpha, n_folds=n_folds, rng=rng
+    )
+    return model.predict_candidates(user_features, xi)
 
 
 def sklearn_reward_model(

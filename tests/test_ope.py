@@ -335,7 +335,7 @@ def test_ridge_model_recovers_a_bilinear_truth_and_is_cross_fitted() -> None:
     n, c = 4000, 6
     xu, xi = rng.normal(size=(n, 3)), rng.normal(size=(n, c, 2))
     theta = rng.normal(size=(4, 3))
-    truth = np.einsum("ng,ncg->nc", ope._with_one(xu) @ theta, ope._with_one(xi))
+    truth = np.einsum("ng,ncg->nc", ope.with_constant(xu) @ theta, ope.with_constant(xi))
     a = rng.integers(0, c, n)
     users = np.arange(n) // 4
     r = truth[np.arange(n), a]
