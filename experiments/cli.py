@@ -212,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="list world presets, agents and shipped scenarios")
     lst.set_defaults(func=_list)
+
+    from experiments.ope_cli import add_ope_parsers
+
+    add_ope_parsers(sub)
     return parser
 
 

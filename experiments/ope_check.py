@@ -47,7 +47,7 @@ ASSUMPTIONS = (
 
 NOT_IDENTIFIABLE = (
     "the deployment gap: users change with what they are shown, so a launched target meets "
-    "other states than the logger's (T2 - T1 below, from the simulator's user model)",
+    "other states than the logger's (`bubblegym ope-check` measures it in the simulator as T2 - T1)",
     "long-horizon effects: interest narrowing, homogenisation across users, retention and churn",
 )
 
