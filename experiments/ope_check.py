@@ -399,7 +399,9 @@ def summarise(results: pd.DataFrame, level: float = 0.95) -> CheckSummary:
         err=results["value"] - results["t1"],
         rel=(results["value"] - results["t1"]).abs() / results["t1"].abs(),
         cover_t1=(results["ci_low"] <= results["t1"]) & (results["t1"] <= results["ci_high"]),
-        cover_t2=(results["ci_low"] <= results["t2"]) & (results["t2"] <= results["ci_high"]),
+        cover_t2=((results["ci_low"] <= results["t2"]) & (results["t2"] <= results["ci_high"])).where(
+            results["t2"].notna()
+        ),
         width=results["ci_high"] - results["ci_low"],
     )
     g = df.groupby(["target", "decisions", "estimator"], sort=False)
@@ -459,7 +461,7 @@ def render(summary: CheckSummary, world: str) -> str:
     cols = ["rel_error_mean", "rel_error_p90", "rel_bias", "rmse", "coverage_t1", "coverage_t2", "ci_width"]
     table = summary.estimators.copy()
     for c in ("rel_error_mean", "rel_error_p90", "rel_bias", "coverage_t1", "coverage_t2"):
-        table[c] = table[c].map(lambda v: f"{v:.1%}")
+        table[c] = table[c].map(lambda v: "-" if pd.isna(v) else f"{v:.1%}")
     for c in ("rmse", "ci_width", "ess_fraction"):
         table[c] = table[c].map(lambda v: f"{v:.4g}")
     for (target, n), part in table.groupby(["target", "decisions"], sort=False):
@@ -468,7 +470,9 @@ def render(summary: CheckSummary, world: str) -> str:
         lines.append("  " + part[["estimator", *cols]].to_string(index=False).replace("\n", "\n  "))
         lines.append("")
     lines.append(f"Deployment gap (T2 - T1) / T1, {pct:.0f}% interval over seeds (simulation evidence):")
-    for r in summary.gap.itertuples():
+    if summary.gap["t2"].isna().all():
+        lines.append("  not measured (targets not run online)")
+    for r in summary.gap.dropna(subset=["t2"]).itertuples():
         lines.append(
             f"  {r.target:<14} {r.decisions:>10,}  T1 {r.t1:.4f}  T2 {r.t2:.4f}  gap {r.gap:+.2%} "
             f"[{r.gap_low:+.2%}, {r.gap_high:+.2%}]"
