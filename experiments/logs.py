@@ -389,7 +389,7 @@ def validate(log: DecisionLog, source: str) -> None:
             row = _first(bad)
             slot = int(np.flatnonzero(bad[row])[0])
             raise LogError(
-                f"{source}: column {name!r} row {row} slot {slot} is {value[row, slot]!r}; propensities must be "
+                f"{source}: column {name!r} row {row} slot {slot} is {float(value[row, slot])}; propensities must be "
                 "in (0, 1] (not NaN): a logged item had to have a positive probability"
             )
     slate = log.slate
