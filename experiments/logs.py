@@ -786,3 +786,44 @@ def write_log(path: str | Path, log: DecisionLog, *, rows_per_group: int = 1 << 
         writer._items["item_id"].append(log.item_ids)
         writer._items["features"].append(log.item_features)
     return writer.decisions_path, writer.items_path
+
+
+# --------------------------------------------------------------------------- overlap
+
+
+def require_stochastic_log(log: DecisionLog, estimator: str = "an importance-weighted estimator") -> None:
+    """Refuse a log whose logging policy was deterministic; importance-weighted estimators
+    (IPS, SNIPS, DR, the slate IPS family) call this before weighting.
+
+    A log is refused when its metadata names a registered agent declared ``deterministic``
+    (LinUCB, static, oracle...), or when every logged slate had probability 1. Why: a
+    deterministic logger shows one slate per context, so the log holds no outcome of any
+    other slate and the weight pi_target(slate | x) / pi_logger(slate | x) is undefined
+    (division by 0) wherever the target would act differently; no reweighting can recover
+    the target's value (the overlap assumption fails).
+
+    Raises:
+        LogError: naming the logging policy and what to do instead.
+    """
+    policy = dict(log.metadata.logging_policy)
+    name = policy.get("agent")
+    deterministic = False
+    if isinstance(name, str):
+        from agents.registry import AgentError, agent_class
+
+        try:
+            deterministic = bool(agent_class(name).deterministic)
+        except AgentError:
+            deterministic = False
+    joint = log.joint_propensity() if log.metadata.propensity_kind != "marginal" or log.slate_size == 1 else None
+    all_one = joint is not None and log.n > 0 and bool(np.all(joint == 1.0))
+    if deterministic or all_one:
+        who = f"the logging policy {name!r}" if isinstance(name, str) else "the logging policy"
+        how = "is deterministic" if deterministic else "chose every logged slate with probability 1"
+        raise LogError(
+            f"{estimator} cannot use this log: {who} {how}. A deterministic logger shows one slate per "
+            "context, so the log holds no outcome of any other slate, and the importance weight "
+            "pi_target(slate) / pi_logger(slate) is undefined wherever the target would act differently "
+            "(no overlap). Log with a stochastic policy (linear_egreedy, linear_softmax, vw_epsilon, "
+            "random...) or use the direct method (a reward model), which does not weight."
+        )
