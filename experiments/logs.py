@@ -29,6 +29,7 @@ import json
 import os
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -569,6 +570,10 @@ class DecisionLogWriter:
             must give exactly the required plus these).
         rows_per_group: rows per Parquet row group.
         owner: pid that names the temporaries (the runner's), default this process.
+        background: encode and compress row groups in one writer thread (pyarrow releases
+            the GIL), overlapping the caller's work; at most one group is in flight, so
+            memory stays at two row groups. An error in the thread is raised by the next
+            :meth:`write` or by :meth:`close`.
     """
 
     def __init__(
@@ -582,6 +587,7 @@ class DecisionLogWriter:
         optional: tuple[str, ...] = (),
         rows_per_group: int = 1 << 16,
         owner: int | None = None,
+        background: bool = True,
     ) -> None:
         unknown = [name for name in optional if name not in _BY_NAME or _BY_NAME[name].required]
         if unknown:
@@ -623,6 +629,8 @@ class DecisionLogWriter:
         self.decisions_path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = _temporary(self.decisions_path, owner)
         self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decision-log") if background else None
+        self._in_flight: tuple[Future, int] | None = None
 
     def __enter__(self) -> DecisionLogWriter:
         return self
@@ -680,13 +688,35 @@ class DecisionLogWriter:
         self._items["features"].append(features[new][first])
 
     def _flush(self) -> None:
+        """Hand the buffered rows to the writer thread (or write them here without one)."""
         if not self._buffer:
             return
-        merged = {name: np.concatenate([part[name] for part in self._buffer]) for name in self._buffer[0]}
+        parts, rows = self._buffer, self._buffered
+        self._buffer, self._buffered = [], 0
+        if self._pool is None:
+            self._encode(parts)
+            self.rows_written += rows
+            return
+        self._wait()  # one group in flight at most
+        self._in_flight = (self._pool.submit(self._encode, parts), rows)
+
+    def _wait(self) -> None:
+        """Wait for the group in flight; re-raise its error here."""
+        if self._in_flight is not None:
+            (future, rows), self._in_flight = self._in_flight, None
+            future.result()
+            self.rows_written += rows
+
+    def _encode(self, parts: list[dict[str, np.ndarray]]) -> None:
+        """Concatenate buffered parts into one row group and write it (runs in the writer thread)."""
+        merged = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
         arrays = [_to_arrow(c, merged[c.name]) for c in self._columns]
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
-        self.rows_written += self._buffered
-        self._buffer, self._buffered = [], 0
+
+    def _stop_thread(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def close(self) -> tuple[Path, Path]:
         """Write the last row group and the items table, then rename both into place.
@@ -699,6 +729,8 @@ class DecisionLogWriter:
         items_tmp = _temporary(self.items_path, self._owner)
         try:
             self._flush()
+            self._wait()
+            self._stop_thread()
             self._writer.close()
             self._writer = None
             ids = np.concatenate(self._items["item_id"]) if self._items["item_id"] else np.zeros(0, np.int64)
@@ -727,6 +759,10 @@ class DecisionLogWriter:
 
     def abort(self) -> None:
         """Stop and delete the temporaries (nothing is left that looks like a log)."""
+        with contextlib.suppress(Exception):
+            self._wait()
+        self._in_flight = None
+        self._stop_thread()
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()
