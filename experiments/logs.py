@@ -29,6 +29,7 @@ import json
 import os
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -389,7 +390,7 @@ def validate(log: DecisionLog, source: str) -> None:
             row = _first(bad)
             slot = int(np.flatnonzero(bad[row])[0])
             raise LogError(
-                f"{source}: column {name!r} row {row} slot {slot} is {value[row, slot]!r}; propensities must be "
+                f"{source}: column {name!r} row {row} slot {slot} is {float(value[row, slot])}; propensities must be "
                 "in (0, 1] (not NaN): a logged item had to have a positive probability"
             )
     slate = log.slate
@@ -569,6 +570,10 @@ class DecisionLogWriter:
             must give exactly the required plus these).
         rows_per_group: rows per Parquet row group.
         owner: pid that names the temporaries (the runner's), default this process.
+        background: encode and compress row groups in one writer thread (pyarrow releases
+            the GIL), overlapping the caller's work; at most one group is in flight, so
+            memory stays at two row groups. An error in the thread is raised by the next
+            :meth:`write` or by :meth:`close`.
     """
 
     def __init__(
@@ -582,6 +587,7 @@ class DecisionLogWriter:
         optional: tuple[str, ...] = (),
         rows_per_group: int = 1 << 16,
         owner: int | None = None,
+        background: bool = True,
     ) -> None:
         unknown = [name for name in optional if name not in _BY_NAME or _BY_NAME[name].required]
         if unknown:
@@ -623,6 +629,8 @@ class DecisionLogWriter:
         self.decisions_path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = _temporary(self.decisions_path, owner)
         self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decision-log") if background else None
+        self._in_flight: tuple[Future, int] | None = None
 
     def __enter__(self) -> DecisionLogWriter:
         return self
@@ -680,13 +688,35 @@ class DecisionLogWriter:
         self._items["features"].append(features[new][first])
 
     def _flush(self) -> None:
+        """Hand the buffered rows to the writer thread (or write them here without one)."""
         if not self._buffer:
             return
-        merged = {name: np.concatenate([part[name] for part in self._buffer]) for name in self._buffer[0]}
+        parts, rows = self._buffer, self._buffered
+        self._buffer, self._buffered = [], 0
+        if self._pool is None:
+            self._encode(parts)
+            self.rows_written += rows
+            return
+        self._wait()  # one group in flight at most
+        self._in_flight = (self._pool.submit(self._encode, parts), rows)
+
+    def _wait(self) -> None:
+        """Wait for the group in flight; re-raise its error here."""
+        if self._in_flight is not None:
+            (future, rows), self._in_flight = self._in_flight, None
+            future.result()
+            self.rows_written += rows
+
+    def _encode(self, parts: list[dict[str, np.ndarray]]) -> None:
+        """Concatenate buffered parts into one row group and write it (runs in the writer thread)."""
+        merged = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
         arrays = [_to_arrow(c, merged[c.name]) for c in self._columns]
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
-        self.rows_written += self._buffered
-        self._buffer, self._buffered = [], 0
+
+    def _stop_thread(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def close(self) -> tuple[Path, Path]:
         """Write the last row group and the items table, then rename both into place.
@@ -699,6 +729,8 @@ class DecisionLogWriter:
         items_tmp = _temporary(self.items_path, self._owner)
         try:
             self._flush()
+            self._wait()
+            self._stop_thread()
             self._writer.close()
             self._writer = None
             ids = np.concatenate(self._items["item_id"]) if self._items["item_id"] else np.zeros(0, np.int64)
@@ -727,6 +759,10 @@ class DecisionLogWriter:
 
     def abort(self) -> None:
         """Stop and delete the temporaries (nothing is left that looks like a log)."""
+        with contextlib.suppress(Exception):
+            self._wait()
+        self._in_flight = None
+        self._stop_thread()
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()
@@ -786,3 +822,44 @@ def write_log(path: str | Path, log: DecisionLog, *, rows_per_group: int = 1 << 
         writer._items["item_id"].append(log.item_ids)
         writer._items["features"].append(log.item_features)
     return writer.decisions_path, writer.items_path
+
+
+# --------------------------------------------------------------------------- overlap
+
+
+def require_stochastic_log(log: DecisionLog, estimator: str = "an importance-weighted estimator") -> None:
+    """Refuse a log whose logging policy was deterministic; importance-weighted estimators
+    (IPS, SNIPS, DR, the slate IPS family) call this before weighting.
+
+    A log is refused when its metadata names a registered agent declared ``deterministic``
+    (LinUCB, static, oracle...), or when every logged slate had probability 1. Why: a
+    deterministic logger shows one slate per context, so the log holds no outcome of any
+    other slate and the weight pi_target(slate | x) / pi_logger(slate | x) is undefined
+    (division by 0) wherever the target would act differently; no reweighting can recover
+    the target's value (the overlap assumption fails).
+
+    Raises:
+        LogError: naming the logging policy and what to do instead.
+    """
+    policy = dict(log.metadata.logging_policy)
+    name = policy.get("agent")
+    deterministic = False
+    if isinstance(name, str):
+        from agents.registry import AgentError, agent_class
+
+        try:
+            deterministic = bool(agent_class(name).deterministic)
+        except AgentError:
+            deterministic = False
+    joint = log.joint_propensity() if log.metadata.propensity_kind != "marginal" or log.slate_size == 1 else None
+    all_one = joint is not None and log.n > 0 and bool(np.all(joint == 1.0))
+    if deterministic or all_one:
+        who = f"the logging policy {name!r}" if isinstance(name, str) else "the logging policy"
+        how = "is deterministic" if deterministic else "chose every logged slate with probability 1"
+        raise LogError(
+            f"{estimator} cannot use this log: {who} {how}. A deterministic logger shows one slate per "
+            "context, so the log holds no outcome of any other slate, and the importance weight "
+            "pi_target(slate) / pi_logger(slate) is undefined wherever the target would act differently "
+            "(no overlap). Log with a stochastic policy (linear_egreedy, linear_softmax, vw_epsilon, "
+            "random...) or use the direct method (a reward model), which does not weight."
+        )

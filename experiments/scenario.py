@@ -4,8 +4,9 @@ A scenario names a world (a preset plus nested overrides, see
 :func:`simenv.config.with_overrides`), the agents to compare, the horizon (steps T,
 concurrent users N, optional population), a training budget for agents that need one,
 the seeds, the metrics window, the operating conditions of the learners (learning
-cadence, feedback delay, train-then-freeze), optional guardrails (kept for vetting) and an
-optional sweep: a grid over world or agent parameters.
+cadence, feedback delay, train-then-freeze), optional guardrails (kept for vetting), an
+optional sweep: a grid over world or agent parameters, and optional logging
+(``logging: {decisions: true}`` writes each task's decision log, see ``docs/logs.md``).
 
 Loading checks everything a run would meet, before any task or run directory exists:
 

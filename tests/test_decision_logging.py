@@ -127,3 +127,10 @@ def test_the_scenario_refuses_unknown_logging_keys(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({**TINY, "logging": {"decisions": True, "clicks": True}}))
     with pytest.raises(ScenarioError, match="logging"):
         load_scenario(path)
+
+
+def test_rollout_lives_in_experiments_only() -> None:
+    import agents
+
+    assert not hasattr(agents, "rollout") and not hasattr(agents, "Trajectory")
+    assert not (Path(agents.__file__).parent / "rollout.py").exists()

@@ -197,3 +197,18 @@ def test_metadata_refuses_unknown_kinds() -> None:
         LogMetadata(propensity_kind="posterior", action_space="candidates", slate_size=2)
     with pytest.raises(LogError, match="action_space must be one of"):
         LogMetadata(propensity_kind="joint", action_space="everything", slate_size=2)
+
+
+def test_a_deterministic_logging_policy_is_refused_for_importance_weighting() -> None:
+    from experiments.logs import require_stochastic_log
+
+    log = tiny_log()
+    require_stochastic_log(log)  # propensities 0.5: fine
+    by_name = dataclasses.replace(
+        log, metadata=dataclasses.replace(log.metadata, logging_policy={"agent": "linucb", "alpha": 1.0})
+    )
+    with pytest.raises(LogError, match=r"'linucb' is deterministic\..*no outcome of any other slate"):
+        require_stochastic_log(by_name, "IPS")
+    ones = dataclasses.replace(log, propensity=np.ones_like(log.propensity))
+    with pytest.raises(LogError, match="chose every logged slate with probability 1"):
+        require_stochastic_log(ones)
