@@ -6,11 +6,11 @@ with every estimator that applies to the log, with user-bootstrap intervals, the
 al. (2015) lower bound and overlap diagnostics, and prints "inconclusive" instead of a
 number when overlap is poor or the estimators disagree (:func:`experiments.ope.verdict`).
 
-The target's probabilities of the logged slates come from ``agent.slate_probabilities``
-when the agent has it; otherwise from repeated ``act`` calls (Monte Carlo: the frequency of
-each logged prefix over ``--draws`` draws, an unbiased estimate of its probability, so the
-importance-weighted estimators stay unbiased; exact for deterministic agents, whose
-propensities are all 1).
+The target's probabilities of the logged slates come from ``agent.slot_probabilities``
+(exact, per slot) when the agent has a closed form; otherwise from repeated ``act`` calls
+(Monte Carlo: the frequency of each logged prefix over ``--draws`` draws, an unbiased
+estimate of its probability, so the importance-weighted estimators stay unbiased; exact
+for deterministic agents). Slate marginals (for IIPS and PI) are always counted this way.
 """
 
 from __future__ import annotations
@@ -101,11 +101,20 @@ class TargetProbabilities:
 def target_probabilities(
     agent: Any, log: Any, draws: int, rng: np.random.Generator, progress: Callable[[int], None] | None = None
 ) -> TargetProbabilities:
-    """Ask the target about every logged decision, in batches (see the module docstring)."""
-    n, k = log.n, log.slate_size
+    """Ask the target about every logged decision, in batches (see the module docstring).
+
+    Exact per-slot probabilities come from ``agent.slot_probabilities`` when it has a closed
+    form (and, for k = 1, the whole distribution over candidates, one candidate at a time);
+    a deterministic agent needs one ``act`` call; otherwise (and for the slate marginals)
+    prefixes are counted over ``draws`` calls of ``act``.
+    """
+    from agents.base import check_slates
+
+    n, k, c = log.n, log.slate_size, log.n_candidates
     prefix, at_slot, anywhere = np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k))
     mean_item = np.zeros((n, log.item_features.shape[1])) if k == 1 else None
     exact = True
+    deterministic = bool(getattr(agent, "deterministic", False))
     for start in range(0, n, BATCH):
         rows = np.arange(start, min(start + BATCH, n))
         cand = log.candidate_features(rows)
@@ -115,43 +124,34 @@ def target_probabilities(
             "item_ids": np.ascontiguousarray(log.candidate_ids(rows)),
             "user_id": log.user_id[rows],
         }
-        logged = log.slate[rows]
-        if hasattr(agent, "slate_probabilities"):
-            cond = np.asarray(agent.slate_probabilities(obs, logged), dtype=np.float64)
-            prefix[rows] = np.cumprod(cond, axis=1)
-            if k == 1:
-                at_slot[rows] = anywhere[rows] = cond
-                dist = np.stack(
-                    [agent.slate_probabilities(obs, np.full((len(rows), 1), c))[:, 0] for c in range(log.n_candidates)],
-                    axis=1,
-                )
-                mean_item[rows] = np.einsum("nc,ncf->nf", dist, cand)
-            else:
-                exact = False  # marginals still by Monte Carlo below
-        first = agent.act(obs, rng)
-        deterministic = bool(np.all(first.propensities == 1.0))
+        logged = check_slates(agent.spec, obs, log.slate[rows])
+        cond = agent.slot_probabilities(obs, logged)
+        if cond is not None and k == 1:
+            dist = np.stack(
+                [agent.slot_probabilities(obs, np.full((len(rows), 1), a, dtype=np.int64))[:, 0] for a in range(c)],
+                axis=1,
+            )
+            prefix[rows] = at_slot[rows] = anywhere[rows] = np.asarray(cond, dtype=np.float64)
+            mean_item[rows] = np.einsum("nc,ncf->nf", dist, cand)
+            if progress is not None:
+                progress(len(rows))
+            continue
         n_draws = 1 if deterministic else draws
-        exact = exact and (deterministic or hasattr(agent, "slate_probabilities"))
-        match_prefix, match_slot, match_any = (
-            np.zeros((len(rows), k)),
-            np.zeros((len(rows), k)),
-            np.zeros((len(rows), k)),
-        )
-        counts = np.zeros((len(rows), log.n_candidates)) if k == 1 else None
-        for d in range(n_draws):
-            slates = first.slates if d == 0 else agent.act(obs, rng).slates
+        exact = exact and deterministic
+        hits_prefix, hits_slot, hits_any = (np.zeros((len(rows), k)) for _ in range(3))
+        counts = np.zeros((len(rows), c)) if k == 1 else None
+        for _ in range(n_draws):
+            slates = agent.act(obs, rng).slates
             same = slates == logged
-            match_prefix += np.cumprod(same, axis=1)
-            match_slot += same
-            match_any += (slates[:, None, :] == logged[:, :, None]).any(axis=2)
+            hits_prefix += np.cumprod(same, axis=1)
+            hits_slot += same
+            hits_any += (slates[:, None, :] == logged[:, :, None]).any(axis=2)
             if counts is not None:
                 np.add.at(counts, (np.arange(len(rows)), slates[:, 0]), 1.0)
-        if not hasattr(agent, "slate_probabilities"):
-            prefix[rows] = match_prefix / n_draws
-            if k == 1:
-                mean_item[rows] = np.einsum("nc,ncf->nf", counts / n_draws, cand)
-        if not (hasattr(agent, "slate_probabilities") and k == 1):
-            at_slot[rows], anywhere[rows] = match_slot / n_draws, match_any / n_draws
+        prefix[rows] = hits_prefix / n_draws if cond is None else np.cumprod(cond, axis=1)
+        at_slot[rows], anywhere[rows] = hits_slot / n_draws, hits_any / n_draws
+        if counts is not None:
+            mean_item[rows] = np.einsum("nc,ncf->nf", counts / n_draws, cand)
         if progress is not None:
             progress(len(rows))
     return TargetProbabilities(prefix, at_slot, anywhere, mean_item, exact)

@@ -54,18 +54,17 @@ def test_deterministic_target_on_a_uniform_log_by_hand(tmp_path: Path, capsys: p
 
 
 def test_on_policy_estimate_reproduces_the_logged_mean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Logged by the random agent and evaluated as it (Monte Carlo target probabilities, 400
-    draws): IPS and SNIPS reproduce the mean logged reward (within 3%) and the mean weight is 1
-    (within 0.03); the output says the probabilities are Monte Carlo estimates."""
+    """Logged by the random agent and evaluated as it (exact ``slot_probabilities``): every
+    weight is 1, so IPS and SNIPS print the mean logged reward and the mean weight 1.000."""
     stem = _log(tmp_path, "random", 1)
-    assert main(["ope", str(stem), "--policy", "random", "--boot", "100", "--draws", "400"]) == 0
+    assert main(["ope", str(stem), "--policy", "random", "--boot", "100"]) == 0
     out = capsys.readouterr().out
     mean = float(np.mean(read_log(stem).reward))
     rows = _rows(out, ("ips", "snips"))
-    assert float(rows["ips"][1]) == pytest.approx(mean, rel=0.03)
-    assert float(rows["snips"][1]) == pytest.approx(mean, rel=0.03)
-    assert abs(float(rows["ips"][7]) - 1.0) < 0.03
-    assert "Result:" in out and "one step ahead" in out and "Monte Carlo over 400 draws" in out
+    assert float(rows["ips"][1]) == pytest.approx(mean, rel=1e-3)  # 4 significant digits printed
+    assert float(rows["snips"][1]) == pytest.approx(mean, rel=1e-3)
+    assert rows["ips"][7] == "1.000" and rows["ips"][5] == "1.000"  # mean weight, ESS/n
+    assert "Result:" in out and "one step ahead" in out and "Monte Carlo" not in out
 
 
 def test_slate_log_runs_the_slate_estimators_with_their_assumptions(
