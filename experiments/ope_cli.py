@@ -167,6 +167,15 @@ def _conditional(prefix: np.ndarray) -> np.ndarray:
         return np.where(before > 0, prefix / np.where(before > 0, before, 1.0), 0.0)
 
 
+def logged_item_features(log: Any) -> np.ndarray:
+    """(n, F_i) features of each decision's first served item, from the items table (with the
+    per-decision ``fresh`` flag put back), without materialising (n, C, F_i) candidate features."""
+    features = log.item_features[log.item_rows(log.slate_item_ids()[:, 0])].astype(np.float64)
+    if log.candidate_fresh is not None and log.metadata.fresh_feature >= 0:
+        features[:, log.metadata.fresh_feature] = log.candidate_fresh[np.arange(log.n), log.slate[:, 0]]
+    return features
+
+
 def log_estimators(
     log: Any, target: TargetProbabilities, *, rng: np.random.Generator, alpha: float = 1.0
 ) -> tuple[dict[str, ope.EstimatorTerms], list[str]]:
@@ -181,7 +190,7 @@ def log_estimators(
     notes: list[str] = []
     if k == 1:
         logging_prob = log.propensity[:, 0]
-        items = log.candidate_features(np.arange(log.n))[np.arange(log.n), log.slate[:, 0]] if log.n else None
+        items = logged_item_features(log)
         model = ope.cross_fitted_bilinear(
             log.user_features, items, log.reward, log.user_id, alpha=alpha, n_folds=5, rng=rng
         )

@@ -10,7 +10,7 @@ import pytest
 from agents import make_agent
 from experiments.cli import main
 from experiments.logs import read_log
-from experiments.ope_cli import world_spec_of
+from experiments.ope_cli import logged_item_features, world_spec_of
 from experiments.rollout import DecisionRecorder, rollout
 from simenv import RecVectorEnv, WorldSpec
 
@@ -99,3 +99,23 @@ def test_ope_check_command_prints_both_truths(capsys: pytest.CaptureFixture[str]
     assert out_file.exists()
     assert main(["ope-check", "filter_bubble", "--logger", "greedy"]) == 2
     assert "deterministic" in capsys.readouterr().err
+
+
+def test_logged_item_features_equal_the_candidates_features(tmp_path: Path) -> None:
+    """The served item's features from the items table equal the candidate block's row, fresh flag included."""
+    env = RecVectorEnv(
+        20,
+        oracle=False,
+        overrides={
+            **SHAPE,
+            "slate_size": 1,
+            "catalog": {"n_items": 300, "arrival_rate": 3.0, "fresh_share": 0.2, "dim": 8, "n_topics": 4},
+        },
+    )
+    agent = make_agent("random", WorldSpec.from_config(env.config))
+    recorder = DecisionRecorder(tmp_path / "fresh", env, agent.params)
+    rollout(agent, env, 15, np.random.default_rng(1), seed=3, observers=[recorder])
+    recorder.close()
+    log = read_log(tmp_path / "fresh")
+    expected = log.candidate_features()[np.arange(log.n), log.slate[:, 0]]
+    np.testing.assert_array_equal(logged_item_features(log), expected)
