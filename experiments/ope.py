@@ -195,6 +195,7 @@ class Estimate:
 
     @property
     def ci_width(self) -> float:
+        """``ci_high - ci_low``."""
         return self.ci_high - self.ci_low
 
 
@@ -222,7 +223,7 @@ def dm(q_expected: np.ndarray) -> EstimatorTerms:
 
 
 def ips(reward: np.ndarray, weights: np.ndarray, clip: float = np.inf) -> EstimatorTerms:
-    """Inverse propensity scoring with optional clipping (diagnostics use the clipped weights):
+    """Inverse propensity scoring with optional clipping (diagnostics use the raw weights):
     ``V = (1/n) sum_i min(w_i, clip) r_i`` (Horvitz & Thompson 1952; Strehl et al. 2010 for
     clipping; obp's ``InverseProbabilityWeighting(lambda_=clip)``)."""
     r, w = _as_float("reward", reward, 1), _as_float("weights", weights, 1)
@@ -231,7 +232,7 @@ def ips(reward: np.ndarray, weights: np.ndarray, clip: float = np.inf) -> Estima
         raise OPEError(f"clip must be > 0 (np.inf for none), got {clip!r}")
     wc = np.minimum(w, clip)
     name = "ips" if np.isinf(clip) else f"ips(clip={clip:g})"
-    return _plain(name, wc * r, wc, nonnegative_ips=bool(np.all(r >= 0)))
+    return _plain(name, wc * r, w, nonnegative_ips=bool(np.all(r >= 0)))
 
 
 def snips(reward: np.ndarray, weights: np.ndarray) -> EstimatorTerms:
@@ -875,12 +876,10 @@ def verdict(
     the mean importance weight more than ``max_mean_weight_z`` standard errors from 1, or two
     estimators (with the same or no reward-structure assumption) whose intervals do not overlap."""
     reasons = []
-    weighted = [e for e in estimates.values() if e.diagnostics is not None]
-    if weighted:
-        d = weighted[0].diagnostics
-        assert d is not None
-        raw = next((e.diagnostics for e in weighted if e.name in ("ips", "sips")), d)
-        assert raw is not None
+    key = next((k for k in ("ips", "sips") if k in estimates and estimates[k].diagnostics is not None), None)
+    key = key or next((k for k, e in estimates.items() if e.diagnostics is not None), None)
+    raw = None if key is None else estimates[key].diagnostics
+    if raw is not None:
         if raw.ess_fraction < min_ess_fraction:
             reasons.append(
                 f"effective sample size {raw.ess:.0f} is {raw.ess_fraction:.2%} of the log (< {min_ess_fraction:.0%})"
