@@ -492,3 +492,101 @@ def seeds_from(count_or_list: int | Sequence[int]) -> tuple[int, ...]:
     if isinstance(count_or_list, int):
         return tuple(range(count_or_list))
     return tuple(int(s) for s in count_or_list)
+
+
+# --------------------------------------------------------------------------- slates
+
+
+def egreedy_slate_probabilities(
+    scores: np.ndarray, slates: np.ndarray, epsilon: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Slot-by-slot epsilon-greedy over candidates: at slot j, the best remaining candidate
+    with probability 1 - epsilon, else one of the C - j remaining uniformly.
+
+    Args:
+        scores: (N, C). slates: (N, k) candidate indices (distinct).
+        epsilon: exploration, in [0, 1].
+
+    Returns:
+        ``(cond, best)``: (N, k) conditional probability of ``slates[:, j]`` given the slots
+        before it, and (N, k) the best remaining candidate after each prefix ``slates[:, :j]``.
+    """
+    n, c = scores.shape
+    k = slates.shape[1]
+    rows = np.arange(n)
+    masked = scores.astype(np.float64).copy()
+    cond, best = np.empty((n, k)), np.empty((n, k), dtype=np.int64)
+    for j in range(k):
+        best[:, j] = masked.argmax(axis=1)
+        cond[:, j] = (1.0 - epsilon) * (slates[:, j] == best[:, j]) + epsilon / (c - j)
+        masked[rows, slates[:, j]] = -np.inf
+    return cond, best
+
+
+def sample_egreedy_slates(scores: np.ndarray, k: int, epsilon: float, rng: np.random.Generator) -> np.ndarray:
+    """(N, k) slates drawn by :func:`egreedy_slate_probabilities`' law."""
+    n, c = scores.shape
+    rows = np.arange(n)
+    masked = scores.astype(np.float64).copy()
+    out = np.empty((n, k), dtype=np.int64)
+    for j in range(k):
+        explore = rng.random(n) < epsilon
+        pick = masked.argmax(axis=1)
+        # uniform among the remaining: the r-th unmasked candidate
+        r = rng.integers(0, c - j, n)
+        remaining = np.isfinite(masked)
+        nth = np.argmax(np.cumsum(remaining, axis=1) > r[:, None], axis=1)
+        out[:, j] = np.where(explore, nth, pick)
+        masked[rows, out[:, j]] = -np.inf
+    return out
+
+
+def slate_check_run(
+    config: WorldConfig, theta: np.ndarray, settings: CheckSettings, seed: int, epsilon: float = 0.3
+) -> dict[str, float]:
+    """One seed of the slate check (k = the world's slate size): an epsilon-greedy slate logger
+    on the frozen scoring model, the greedy top-k target; returns T1 (its exact one-step value
+    on the logged states, from :func:`simenv.slate_value.slate_value`) and SIPS, RIPS and
+    cascade-DR (a per-slot bilinear ridge model, cross-fitted by user), each with the
+    reward-structure assumption it needs in :data:`experiments.ope.ASSUMPTION_TEXT`."""
+    world_seed, stream = _streams(seed)
+    sim = Simulator(config, settings.users, seed=world_seed, oracle=False)
+    rng = np.random.default_rng(stream)
+    k = config.slate_size
+    rows = np.arange(settings.users)
+    keep: dict[str, list[np.ndarray]] = {
+        n: [] for n in ("uid", "xu", "items", "next", "slot_reward", "log_cond", "tgt_cond", "t1")
+    }
+    for _ in range(settings.steps):
+        obs = sim.obs
+        scores = scores_of(theta, obs)
+        slates = sample_egreedy_slates(scores, k, epsilon, rng)
+        log_cond, best = egreedy_slate_probabilities(scores, slates, epsilon)
+        greedy = egreedy_slate_probabilities(scores, np.argsort(-scores, axis=1)[:, :k], 0.0)[1]
+        keep["t1"].append(slate_value(sim, greedy))
+        keep["log_cond"].append(log_cond)
+        keep["tgt_cond"].append((slates == best).astype(np.float64))
+        keep["uid"].append(obs["user_id"].copy())
+        keep["xu"].append(obs["user"].copy())
+        keep["items"].append(obs["candidates"][rows[:, None], slates].copy())  # (N, k, F_i)
+        keep["next"].append(obs["candidates"][rows[:, None], best].copy())  # target's pick after each prefix
+        _, r, _, _, info = sim.step(slates)
+        slot_reward = np.zeros((settings.users, k))
+        clicked = info["click"] >= 0
+        slot_reward[np.flatnonzero(clicked), info["click"][clicked]] = r[clicked]
+        keep["slot_reward"].append(slot_reward)
+    a = {name: np.concatenate(v) for name, v in keep.items()}
+    model_rng = np.random.default_rng(np.random.SeedSequence([seed, 4]))
+    q_logged, q_expected = np.empty_like(a["slot_reward"]), np.empty_like(a["slot_reward"])
+    for j in range(k):
+        model = ope.cross_fitted_bilinear(
+            a["xu"], a["items"][:, j], a["slot_reward"][:, j], a["uid"], alpha=settings.ridge_alpha, rng=model_rng
+        )
+        q_logged[:, j] = model.predict(a["xu"], a["items"][:, j])
+        q_expected[:, j] = model.predict(a["xu"], a["next"][:, j])
+    return {
+        "t1": float(a["t1"].mean()),
+        "sips": ope.slate_sips(a["slot_reward"], a["log_cond"], a["tgt_cond"]).value,
+        "rips": ope.slate_rips(a["slot_reward"], a["log_cond"], a["tgt_cond"]).value,
+        "cascade-dr": ope.slate_cascade_dr(a["slot_reward"], a["log_cond"], a["tgt_cond"], q_logged, q_expected).value,
+    }
