@@ -119,3 +119,16 @@ def test_logged_item_features_equal_the_candidates_features(tmp_path: Path) -> N
     log = read_log(tmp_path / "fresh")
     expected = log.candidate_features()[np.arange(log.n), log.slate[:, 0]]
     np.testing.assert_array_equal(logged_item_features(log), expected)
+
+
+def test_poor_overlap_prints_inconclusive_instead_of_a_number(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A deterministic target on a uniform slate log (k = 3 of C = 8): the logged slate matches
+    the target's with probability 1/336, so ESS/n is far below 1% and the result is
+    "inconclusive" with the reason, not a number."""
+    stem = _log(tmp_path, "random", 3)
+    assert main(["ope", str(stem), "--policy", "linucb", "--boot", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "Result: inconclusive" in out and "effective sample size" in out
+    assert not any(line.startswith("Result: ") and line[8:9].isdigit() for line in out.splitlines())
