@@ -180,13 +180,10 @@ def log_estimators(
     log: Any, target: TargetProbabilities, *, rng: np.random.Generator, alpha: float = 1.0
 ) -> tuple[dict[str, ope.EstimatorTerms], list[str]]:
     """Every estimator the log supports, and notes on those it does not."""
+    from experiments.logs import require_stochastic_log
+
     kind, k = log.metadata.propensity_kind, log.slate_size
-    if np.all(log.propensity == 1.0):
-        raise ope.OPEError(
-            "the logging policy is deterministic (every logged propensity is 1): importance weights need a "
-            "logger that gives the target's actions a positive probability; log with an exploring policy "
-            "(e.g. linear_egreedy, softmax, VW epsilon/squarecb)"
-        )
+    require_stochastic_log(log, "the importance-weighted estimators of `bubblegym ope`")
     notes: list[str] = []
     if k == 1:
         logging_prob = log.propensity[:, 0]
