@@ -3,7 +3,6 @@
 from agents.base import Agent, Decision, Feedback
 from agents.persist import ModelFileError
 from agents.registry import AgentError, agent_names, agent_parameters, make_agent, register
-from agents.rollout import Trajectory, rollout
 
 __all__ = [
     "Agent",
@@ -11,10 +10,8 @@ __all__ = [
     "Decision",
     "Feedback",
     "ModelFileError",
-    "Trajectory",
     "agent_names",
     "agent_parameters",
     "make_agent",
     "register",
-    "rollout",
 ]

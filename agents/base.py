@@ -130,6 +130,64 @@ def check_feedback(decision: Decision, feedback: Feedback) -> None:
         raise AgentError(f"feedback rewards must be finite; got {rewards[bad[:5]]} at rows {bad[:5].tolist()}")
 
 
+MONTE_CARLO_SAMPLES = 4096
+"""Default draws of :meth:`Agent.slate_probabilities`' Monte Carlo fallback (standard error
+``sqrt(p (1 - p) / n)``: 0.0016 at p = 0.01)."""
+
+
+def check_slates(spec: WorldSpec, obs: Observation, slates: np.ndarray) -> np.ndarray:
+    """``slates`` as (B, k) int64 candidate indices in [0, C) for the B users of ``obs``.
+
+    Raises:
+        AgentError: naming the shape or the first out-of-range row.
+    """
+    b = np.shape(obs["user"])[0]
+    slates = np.asarray(slates)
+    k, c = spec.slate_size, spec.n_candidates
+    if slates.shape != (b, k) or not np.issubdtype(slates.dtype, np.integer):
+        raise AgentError(f"slates must be ({b}, {k}) integer candidate indices (B users, k slots); got {slates.shape}")
+    bad = (slates < 0) | (slates >= c)
+    if bad.any():
+        row = int(np.flatnonzero(bad.any(axis=1))[0])
+        raise AgentError(f"slates row {row} is {slates[row].tolist()}; candidate indices must be in [0, {c})")
+    return slates.astype(np.int64, copy=False)
+
+
+def monte_carlo_slate_probabilities(
+    agent: Agent, obs: Observation, slates: np.ndarray, rng: np.random.Generator, samples: int
+) -> np.ndarray:
+    """(B,) share of ``samples`` fresh :meth:`Agent.act` draws on ``obs`` that equal ``slates``.
+
+    An unbiased estimate of each slate's probability under the agent's current policy, for
+    agents without a closed form (e.g. Thompson sampling). Standard error ``sqrt(p (1 - p) / n)``;
+    a slate of probability well below ``1 / samples`` is usually estimated as 0. Cost:
+    ``samples`` calls of ``act`` (which must not learn or change the agent's state).
+    """
+    if samples < 1:
+        raise AgentError(f"samples must be an integer >= 1; got {samples}")
+    hits = np.zeros(len(slates), dtype=np.int64)
+    for _ in range(samples):
+        hits += (agent.act(obs, rng).slates == slates).all(axis=1)
+    return hits / samples
+
+
+def require_stochastic(agent: Agent, purpose: str = "log data for importance-weighted estimators") -> None:
+    """Refuse a deterministic agent as a logging policy.
+
+    Raises:
+        AgentError: saying why: a deterministic policy serves one slate per context with
+            probability 1, so its log holds no outcome of any other slate and importance
+            weights pi_target / pi_logger are 0 or undefined for every slate it did not pick.
+    """
+    if agent.deterministic:
+        raise AgentError(
+            f"{agent.name!r} is deterministic (it serves one slate per context, propensity 1), so it cannot "
+            f"{purpose}: the log would hold no outcome of any other slate, and the importance weight "
+            "pi_target(slate) / pi_logger(slate) is undefined wherever the target differs. Log with a "
+            "stochastic policy instead (linear_egreedy, linear_softmax, vw_epsilon, vw_squarecb, random, ppo)."
+        )
+
+
 def _checked_act(act):
     @functools.wraps(act)
     def act_checked(self: Agent, obs: Observation, rng: np.random.Generator) -> Decision:
@@ -164,6 +222,9 @@ class Agent(ABC):
 
     name: ClassVar[str] = ""
     needs_ground_truth: ClassVar[bool] = False
+    deterministic: ClassVar[bool] = False
+    """True for a policy that serves one slate per observation (propensity 1): it cannot be
+    the logging policy of importance-weighted estimators (:func:`require_stochastic`)."""
     Params: ClassVar[type | None] = None
     """The hyper-parameters: a frozen :class:`agents.params.AgentParams` dataclass (every built-in
     agent has one). None for an agent of one's own that takes keyword arguments in its own
@@ -198,6 +259,44 @@ class Agent(ABC):
 
     def update(self, obs: Observation, decision: Decision, feedback: Feedback) -> None:  # noqa: B027
         """Learn from one batch of feedback (default: a non-learning policy)."""
+
+    # ------------------------------------------------------- probabilities of slates
+    def slot_probabilities(self, obs: Observation, slates: np.ndarray) -> np.ndarray | None:
+        """(B, k) float64 exact probability that the current policy puts ``slates[:, j]`` at
+        slot j given the slots before it (their product is the slate's probability; 0 from a
+        repeated candidate on), or None when the agent has no closed form (the default).
+
+        ``slates`` are checked (:func:`check_slates`) by :meth:`slate_probabilities`; the
+        agent's state is not changed.
+        """
+        return None
+
+    def slate_probabilities(
+        self,
+        obs: Observation,
+        slates: np.ndarray,
+        *,
+        rng: np.random.Generator | None = None,
+        samples: int = MONTE_CARLO_SAMPLES,
+    ) -> np.ndarray:
+        """(B,) float64 probability of the given slates (B, k) under the agent's current policy.
+
+        Exact (the product of :meth:`slot_probabilities`) for the epsilon-greedy,
+        softmax/Plackett-Luce, VW and SB3 policies, an indicator for deterministic ones;
+        otherwise a Monte Carlo estimate from ``samples`` draws of :meth:`act` with ``rng``
+        (default: a generator seeded 0) (:func:`monte_carlo_slate_probabilities`).
+
+        Raises:
+            AgentError: an observation of another world or slates that are not (B, k)
+                candidate indices in [0, C).
+        """
+        check_observation(self.spec, obs)
+        slates = check_slates(self.spec, obs, slates)
+        exact = self.slot_probabilities(obs, slates)
+        if exact is not None:
+            return np.prod(exact, axis=1)
+        rng = np.random.default_rng(0) if rng is None else rng
+        return monte_carlo_slate_probabilities(self, obs, slates, rng, samples)
 
     # ------------------------------------------------------------- persistence
     state_fields: ClassVar[tuple[str, ...]] = ()

@@ -10,7 +10,13 @@ import numpy as np
 from agents.base import Agent, AgentError, Decision, Feedback, Observation
 from agents.params import AgentParams, integer, number
 from agents.registry import register
-from agents.slates import epsilon_greedy_slates, greedy_slates
+from agents.slates import (
+    epsilon_greedy_slates,
+    greedy_probabilities,
+    greedy_slates,
+    repeated_slots,
+    tied_epsilon_greedy_probabilities,
+)
 from simenv import WorldSpec
 
 
@@ -30,6 +36,12 @@ class RandomAgent(Agent):
         slates = np.argsort(rng.random((b, c)), axis=1)[:, :k]
         props = np.broadcast_to(1.0 / (c - np.arange(k)), (b, k)).copy()
         return Decision(slates=slates, propensities=props, explored=np.ones(b, dtype=bool))
+
+    def slot_probabilities(self, obs: Observation, slates: np.ndarray) -> np.ndarray:
+        """``1 / (C - j)`` at slot j (0 from a repeat on)."""
+        c = self.spec.n_candidates
+        uniform = np.broadcast_to(1.0 / (c - np.arange(slates.shape[1])), slates.shape)
+        return np.where(repeated_slots(slates), 0.0, uniform)
 
 
 @register
@@ -106,18 +118,12 @@ class PopularityAgent(Agent):
         np.put_along_axis(ranks, order, np.arange(c, dtype=np.float64)[None, :], axis=1)
         epsilon = float(self.hparams.epsilon)
         decision = epsilon_greedy_slates(ranks, k, epsilon, rng)
-        # propensities marginal over the keys: greedy is uniform among the tied best remaining
-        rows = np.arange(b)
-        remaining = np.ones((b, c), dtype=bool)
-        props = np.empty((b, k), dtype=np.float64)
-        for j in range(k):
-            best = np.where(remaining, scores, -np.inf).max(axis=1)
-            tied = (remaining & (scores == best[:, None])).sum(axis=1)
-            chosen = decision.slates[:, j]
-            is_best = scores[rows, chosen] == best
-            props[:, j] = (1.0 - epsilon) * is_best / tied + epsilon / (c - j)
-            remaining[rows, chosen] = False
+        props = tied_epsilon_greedy_probabilities(scores, decision.slates, epsilon)
         return Decision(slates=decision.slates, propensities=props, explored=decision.explored)
+
+    def slot_probabilities(self, obs: Observation, slates: np.ndarray) -> np.ndarray:
+        """Exact, marginal over the random tie-break keys (see the class docstring)."""
+        return tied_epsilon_greedy_probabilities(self.scores(obs), slates, float(self.hparams.epsilon))
 
     def update(self, obs: Observation, decision: Decision, feedback: Feedback) -> None:
         """Count one impression per served slot (B k) and one click per clicked slot."""
@@ -157,6 +163,12 @@ class StaticRankingAgent(Agent):
             )
         self._params["feature"] = self.feature = column  # the column in use is what a result row records
 
+    deterministic = True
+
+    def slot_probabilities(self, obs: Observation, slates: np.ndarray) -> np.ndarray:
+        """Indicators of the fixed ranking's slate (deterministic)."""
+        return greedy_probabilities(obs["candidates"][:, :, self.feature], slates)
+
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
         scores = obs["candidates"][:, :, self.feature]
         slates = greedy_slates(scores, self.spec.slate_size)
@@ -172,7 +184,14 @@ class OracleAgent(Agent):
 
     name = "oracle"
     needs_ground_truth = True
+    deterministic = True
     Params = AgentParams
+
+    def slot_probabilities(self, obs: Observation, slates: np.ndarray) -> np.ndarray:
+        """Indicators of the world's ``best_slate`` (deterministic)."""
+        if "best_slate" not in obs:
+            raise KeyError("the oracle needs obs['best_slate'] (the world's ground truth, with oracle=True)")
+        return np.cumprod(slates == np.asarray(obs["best_slate"]), axis=1).astype(np.float64)
 
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
         if "best_slate" not in obs:

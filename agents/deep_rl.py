@@ -64,7 +64,7 @@ from agents.persist import ModelFileError
 from agents.registry import AgentError, register
 from agents.sb3_env import SB3RecVecEnv, SpacesOnlyVecEnv, as_sb3_vec_env
 from agents.sb3_params import A2CParams, DQNParams, PPOParams
-from agents.slates import epsilon_greedy_slates
+from agents.slates import epsilon_greedy_probabilities, epsilon_greedy_slates, slot_categorical_probabilities
 from simenv import WorldSpec
 from simenv.wrappers import flatten_observation
 
@@ -369,6 +369,10 @@ class SB3Agent(Agent):
         slates, props, greedy = slot_sample_without_replacement(self._probabilities(obs), rng)
         return Decision(slates=slates, propensities=props, explored=(slates != greedy).any(axis=1))
 
+    def slot_probabilities(self, obs: Observation, slates: np.ndarray) -> np.ndarray:
+        """Exact law of :func:`slot_sample_without_replacement` over the policy's slot categoricals."""
+        return slot_categorical_probabilities(self._probabilities(obs), slates)
+
     # -- persistence
     _COUNTERS: ClassVar[tuple[str, ...]] = (
         "num_timesteps",
@@ -529,3 +533,7 @@ class DQNAgent(SB3Agent):
 
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
         return epsilon_greedy_slates(self.q_values(obs), 1, self.hparams.exploration_final_eps, rng)
+
+    def slot_probabilities(self, obs: Observation, slates: np.ndarray) -> np.ndarray:
+        """Exact epsilon-greedy law over the Q-values (``exploration_final_eps``)."""
+        return epsilon_greedy_probabilities(self.q_values(obs), slates, self.hparams.exploration_final_eps)

@@ -25,7 +25,7 @@ import numpy as np
 from agents.base import Agent, Decision, Feedback, Observation
 from agents.params import AgentParams, integer, number
 from agents.registry import register
-from agents.slates import epsilon_greedy_slates
+from agents.slates import epsilon_greedy_probabilities, epsilon_greedy_slates
 from simenv import WorldSpec
 
 
@@ -248,6 +248,10 @@ class MatrixFactorizationAgent(Agent):
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
         return epsilon_greedy_slates(self.scores(obs), self.spec.slate_size, self.hparams.epsilon, rng)
 
+    def slot_probabilities(self, obs: Observation, slates: np.ndarray) -> np.ndarray:
+        """Exact per-slot epsilon-greedy law over :meth:`scores`."""
+        return epsilon_greedy_probabilities(self.scores(obs), slates, self.hparams.epsilon)
+
     def update(self, obs: Observation, decision: Decision, feedback: Feedback) -> None:
         k = decision.slates.shape[1]
         labels = slate_labels(decision, feedback).ravel()
@@ -341,6 +345,10 @@ class ContentAgent(Agent):
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
         return epsilon_greedy_slates(self.scores(obs), self.spec.slate_size, self.hparams.epsilon, rng)
 
+    def slot_probabilities(self, obs: Observation, slates: np.ndarray) -> np.ndarray:
+        """Exact per-slot epsilon-greedy law over :meth:`scores`."""
+        return epsilon_greedy_probabilities(self.scores(obs), slates, self.hparams.epsilon)
+
     def update(self, obs: Observation, decision: Decision, feedback: Feedback) -> None:
         profiles = self.user_profiles(obs)
         rows, _ = self.profiles.add(obs["user_id"])
@@ -415,6 +423,10 @@ class HybridAgent(Agent):
 
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
         return epsilon_greedy_slates(self.scores(obs), self.spec.slate_size, self.hparams.epsilon, rng)
+
+    def slot_probabilities(self, obs: Observation, slates: np.ndarray) -> np.ndarray:
+        """Exact per-slot epsilon-greedy law over :meth:`scores`."""
+        return epsilon_greedy_probabilities(self.scores(obs), slates, self.hparams.epsilon)
 
     def update(self, obs: Observation, decision: Decision, feedback: Feedback) -> None:
         self.mf.update(obs, decision, feedback)

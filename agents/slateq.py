@@ -69,7 +69,7 @@ from agents.base import Agent, Decision, Feedback, Observation
 from agents.params import AgentParams, flag, integer, number
 from agents.recsys import Embeddings, _check_int, embedding_fields
 from agents.registry import register
-from agents.slates import epsilon_greedy_slates
+from agents.slates import epsilon_greedy_probabilities, epsilon_greedy_slates
 from simenv import RecVectorEnv, WorldConfig, WorldSpec, get_preset
 
 _MAX_LOGIT = 30.0
@@ -253,6 +253,10 @@ class SlateQAgent(Agent):
         decision = epsilon_greedy_slates(self._scores(x, z), self.spec.slate_size, self.epsilon, rng)
         predicted = np.take_along_axis(bilinear(x, self.reward_weights, z), decision.slates, axis=1)
         return Decision(decision.slates, decision.propensities, decision.explored, predicted)
+
+    def slot_probabilities(self, obs: Observation, slates: np.ndarray) -> np.ndarray:
+        """Exact per-slot epsilon-greedy law over :meth:`scores`."""
+        return epsilon_greedy_probabilities(self.scores(obs), slates, self.epsilon)
 
     # ------------------------------------------------------------------ training
     def train(self, env_or_config: Any, total_timesteps: int, seed: int, n_envs: int = 256) -> SlateQAgent:

@@ -87,6 +87,7 @@ from agents.base import Agent, Decision, Feedback, Observation
 from agents.params import choice
 from agents.persist import ModelFileError
 from agents.registry import register
+from agents.slates import repeated_slots
 from agents.vw_options import (
     CB_TYPES,
     CREDITS,
@@ -262,6 +263,36 @@ def fill_slates(
     return slates, props, explored
 
 
+def fill_slates_probabilities(
+    pmf: np.ndarray, cost: np.ndarray, slates: np.ndarray, *, mode: str = "pmf"
+) -> np.ndarray:
+    """(B, k) exact law of :func:`fill_slates` at given ``slates`` (B, k): slot j's candidate
+    has the pmf renormalised over the candidates not in the prefix (mode ``"pmf"``, or slot 0
+    of ``"head"``), or 1 if it is the greedy one of the remaining candidates where the slot is
+    greedy (later slots of ``"head"``, or a pmf with no mass left), else 0.
+    """
+    if mode not in SLATE_MODES or mode == "ccb":
+        raise ValueError(f"fill_slates_probabilities: mode must be 'pmf' or 'head'; got {mode!r}")
+    b, c = pmf.shape
+    rows = np.arange(b)
+    p = np.maximum(np.nan_to_num(pmf.astype(np.float64)), 0.0)
+    mass = p.sum(axis=1, keepdims=True)
+    p = np.where(mass > 0, p / np.where(mass > 0, mass, 1.0), 1.0 / c)
+    order = np.lexsort((np.broadcast_to(np.arange(c), (b, c)), cost, -p), axis=1)
+    rank = np.empty((b, c), dtype=np.int64)
+    rank[rows[:, None], order] = np.arange(c)
+    props = np.empty(slates.shape, dtype=np.float64)
+    for j in range(slates.shape[1]):
+        greedy = np.argmin(rank, axis=1)
+        total = p.sum(axis=1)
+        sample = total > 1e-12 if (mode == "pmf" or j == 0) else np.zeros(b, dtype=bool)
+        chosen = slates[:, j]
+        props[:, j] = np.where(sample, p[rows, chosen] / np.where(sample, total, 1.0), chosen == greedy)
+        p[rows, chosen] = 0.0
+        rank[rows, chosen] = c
+    return np.where(repeated_slots(slates), 0.0, props)
+
+
 @register
 class VWAgent(Agent):
     """A VW ``cb_explore_adf`` contextual bandit over the C candidates (module docstring).
@@ -305,6 +336,14 @@ class VWAgent(Agent):
         decision = Decision(slates=slates, propensities=props, explored=explored, predicted=predicted)
         self._pending = _Pending(decision=decision, texts=texts, examples=held)
         return decision
+
+    def slot_probabilities(self, obs: Observation, slates: np.ndarray) -> np.ndarray | None:
+        """Exact law of :func:`fill_slates` over VW's pmf (one VW prediction per user, nothing
+        learned, a pending decision kept); None for ``slate_mode: ccb`` (VW samples it itself)."""
+        if self._params["slate_mode"] == "ccb":
+            return None
+        pmf, cost, _ = self._predict(self._formatter.format(obs["user"], obs["candidates"]), False)
+        return fill_slates_probabilities(pmf, cost, slates, mode=self._params["slate_mode"])
 
     def _predict(self, texts: list[str], hold: bool) -> tuple[np.ndarray, np.ndarray, list | None]:
         """(B, C) pmf and cost estimates for B decision texts; the parsed examples if held."""

@@ -16,7 +16,7 @@ Run ``python benchmarks/bench_runner.py`` (``--quick`` for a short pass). It pri
    A second, longer sweep (``--long-steps``) shows the scaling once tasks outweigh the
    start-up.
 2. **Metrics share.** For a ``random`` and a ``linucb`` agent at 256 users x 200 steps on
-   the default world: the rollout (world + agent, :func:`agents.rollout.rollout`) and
+   the default world: the rollout (world + agent, :func:`experiments.rollout.rollout`) and
    :func:`experiments.metrics.metrics_tables` timed separately, and their ratio
    (target: metrics under 20 % of the rollout).
 
@@ -201,11 +201,12 @@ class MetricsTiming:
 
 
 def time_metrics(name: str, params: dict, users: int, steps: int, seed: int = 0) -> MetricsTiming:
-    """Time one rollout of agent ``name`` (env build + :func:`agents.rollout.rollout`) and then
+    """Time one rollout of agent ``name`` (env build + :func:`experiments.rollout.rollout`) and then
     :func:`experiments.metrics.metrics_tables` on its trajectory (best of 3 calls), as
     :func:`experiments.runner.run_task` calls it."""
-    from agents import make_agent, rollout
+    from agents import make_agent
     from experiments.metrics import metrics_tables
+    from experiments.rollout import rollout
     from simenv import RecVectorEnv, WorldSpec, get_preset
 
     config = get_preset("default")

@@ -253,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lst.add_argument("name", nargs="?", help="with 'agents': one agent, every parameter with its range and meaning")
     lst.set_defaults(func=_list)
+
+    from experiments.ope_cli import add_ope_parsers
+
+    add_ope_parsers(sub)
     return parser
 
 

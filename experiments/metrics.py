@@ -2,7 +2,7 @@
 retention of the starting cohort, prediction accuracy, latency and serendipity.
 
 Every metric is a pure function over numpy arrays with its formula and source in the
-docstring; :func:`window_metrics` applies them to a :class:`~agents.rollout.Trajectory`
+docstring; :func:`window_metrics` applies them to a :class:`~experiments.rollout.Trajectory`
 per window of steps and :func:`run_summary` to the whole run. Information quantities
 (entropies, novelty, KL) are in bits. Undefined values (a share of nothing: no clicks, a
 single user for a pairwise metric, an agent without predictions) are NaN, never 0.
@@ -17,7 +17,7 @@ survival curve and cohort engagement follow them for the whole run.
 Interest-based metrics (interest entropy, homogenization, calibration) use the interest
 recorded after each step; the preference shift and the serendipity's "top topics" come
 from the rollout's per-step summaries, which use the exact theta at arrival and before
-the step (:data:`agents.rollout.STEP_SUMMARIES`). Per-window means are over user-steps
+the step (:data:`experiments.rollout.STEP_SUMMARIES`). Per-window means are over user-steps
 (every user-step weighs the same); set metrics (coverage, Gini, topic entropy, Jaccard)
 pool the window's events.
 """
@@ -29,7 +29,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from agents.rollout import RECORDED_INFO, STEP_SUMMARIES, Trajectory
+from experiments.rollout import ORACLE_INFO, RECORDED_INFO, STEP_SUMMARIES, Trajectory
 
 METRICS: dict[str, str] = {
     # engagement
@@ -194,7 +194,7 @@ def intra_list_diversity(embeddings: np.ndarray) -> np.ndarray:
     """Intra-list diversity (Ziegler et al. 2005): ``ILD = mean_{i != j} (1 - cos(e_i, e_j))``.
 
     The direct O(k^2 d) definition; the rollout records the same quantity per step with
-    the O(k d) identity (:func:`agents.rollout.slate_diversity`).
+    the O(k d) identity (:func:`experiments.rollout.slate_diversity`).
 
     Args:
         embeddings: (..., k, d) item embeddings of each slate, k >= 2.
@@ -711,9 +711,9 @@ def _check_args(window: int, catalog_size: int, choice_beta: float) -> None:
 def _require(traj: Trajectory) -> None:
     needed = (*RECORDED_INFO, "reward", "explored", "propensity", "predicted", "terminated", "truncated")
     needed = (*needed, "interest", *STEP_SUMMARIES)
-    missing = [key for key in needed if key not in traj.records]
+    missing = [key for key in needed if key not in traj.records and key not in ORACLE_INFO]
     if missing:
-        raise KeyError(f"trajectory records lack {missing}; record them with agents.rollout.rollout")
+        raise KeyError(f"trajectory records lack {missing}; record them with experiments.rollout.rollout")
 
 
 class _RunArrays:
@@ -788,7 +788,9 @@ def _window_row(traj: Trajectory, run: _RunArrays, start: int, end: int) -> dict
         "ctr": click_through_rate(r["click"][s]),
         "session_length": _mean(run.session_length[in_window]),
         "watch_time_total": total_watch_time(r["engagement"][s]),
-        "regret": regret(r["expected_reward"][s], r["oracle_expected_reward"][s]),
+        "regret": regret(r["expected_reward"][s], r["oracle_expected_reward"][s])
+        if "oracle_expected_reward" in r
+        else float("nan"),  # a world built with oracle=False (see Trajectory.notes)
         "exploration_rate": exploration_rate(r["explored"][s]),
         "policy_entropy": policy_entropy(r["propensity"][s]),
         "slate_entropy": slate_entropy(r["propensity"][s]),
@@ -829,7 +831,7 @@ def window_metrics(traj: Trajectory, window: int, catalog_size: int, choice_beta
     reward over the window's own steps.
 
     Args:
-        traj: a trajectory from :func:`agents.rollout.rollout`.
+        traj: a trajectory from :func:`experiments.rollout.rollout`.
         window: steps per window, >= 1.
         catalog_size: M, items alive at any time (items that arrive during the run are
             added from ``traj.arrivals``).

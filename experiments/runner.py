@@ -79,6 +79,8 @@ ID_COLUMNS = (
 """Identifier columns at the front of both result tables (then sweep columns, then metrics)."""
 
 TASKS_DIR = "tasks"
+LOGS_DIR = "logs"
+"""``RUN_DIR/logs/<task>.{decisions,items}.parquet``: decision logs (``logging: {decisions: true}``)."""
 MANIFEST = "manifest.json"
 WINDOWS = "windows.parquet"
 SUMMARY = "summary.parquet"
@@ -270,8 +272,8 @@ def run_task(task: Task, out_dir: str, owner: int | None = None) -> dict[str, An
         RunError: the trajectory holds a non-finite value (see :func:`check_finite`).
     """
     from agents.registry import agent_class
-    from agents.rollout import rollout
     from experiments import metrics
+    from experiments.rollout import rollout
     from simenv import RecVectorEnv
 
     scenario = task.scenario
@@ -285,8 +287,20 @@ def run_task(task: Task, out_dir: str, owner: int | None = None) -> dict[str, An
         train_time = _train_if_needed(agent, scenario, scenario.training_steps(entry), config, plan)
         env = RecVectorEnv(scenario.horizon.users, config=config)
         learner = ScheduledLearner(agent, scenario.conditions_at(task.world_point))
-        traj = rollout(learner, env, scenario.horizon.steps, np.random.default_rng(plan.agent), seed=plan.world_seed)
-    check_finite(traj, task.task_id)
+        recorders = _decision_recorders(task, Path(out_dir), env, agent, plan, owner)
+        try:
+            traj = rollout(
+                learner, env, scenario.horizon.steps, np.random.default_rng(plan.agent), seed=plan.world_seed,
+                observers=recorders,
+            )  # fmt: skip
+            check_finite(traj, task.task_id)
+            logs = {
+                kind: path for recorder in recorders for kind, path in zip(LOG_KINDS, recorder.close(), strict=True)
+            }
+        except BaseException:
+            for recorder in recorders:
+                recorder.abort()  # no partial log is left behind
+            raise
     kwargs = {"catalog_size": config.catalog.n_items, "choice_beta": config.choice.beta}
     windows, summary = metrics.metrics_tables(traj, scenario.window, **kwargs)
     summary = dict(summary)
@@ -298,8 +312,28 @@ def run_task(task: Task, out_dir: str, owner: int | None = None) -> dict[str, An
         wall_time_s=time.perf_counter() - started,
     )
     frames = {"windows": _with_ids(windows, ids), "summary": _with_ids(pd.DataFrame([summary]), ids)}
-    write_task_files(Path(out_dir), task, frames, owner)
+    write_task_files(Path(out_dir), task, frames, owner, logs=logs)
     return frames["summary"].iloc[0].to_dict()
+
+
+LOG_KINDS = ("decisions", "items")
+"""The two files of a task's decision log, in the order :meth:`DecisionRecorder.close` returns them."""
+
+
+def log_stem(out_dir: Path, task: Task) -> Path:
+    """``RUN_DIR/logs/<task>``: the stem of the task's decision log (:mod:`experiments.logs`)."""
+    return Path(out_dir) / LOGS_DIR / task.task_id
+
+
+def _decision_recorders(task: Task, out_dir: Path, env: Any, agent: Agent, plan: SeedPlan, owner: int | None) -> list:
+    """``[DecisionRecorder]`` streaming the task's decisions when the scenario asks
+    (``logging: {decisions: true}``), else ``[]``."""
+    if not task.scenario.log_decisions:
+        return []
+    from experiments.rollout import DecisionRecorder
+
+    world = {"scenario": task.scenario.name, "task": task.task_id, "world_seed": plan.world_seed}
+    return [DecisionRecorder(log_stem(out_dir, task), env, agent.params, owner=owner, world=world)]
 
 
 def check_finite(traj: Any, task_id: str) -> None:
@@ -500,10 +534,18 @@ def done_record_path(out_dir: Path, task: Task) -> Path:
     return Path(out_dir) / TASKS_DIR / f"{task.task_id}.{DONE_SUFFIX}"
 
 
-def write_task_files(out_dir: Path, task: Task, frames: Mapping[str, pd.DataFrame], owner: int | None = None) -> None:
+def write_task_files(
+    out_dir: Path,
+    task: Task,
+    frames: Mapping[str, pd.DataFrame],
+    owner: int | None = None,
+    logs: Mapping[str, Path] | None = None,
+) -> None:
     """Write a task's two tables, then its done record (checksums) last, each atomically.
 
     An earlier done record is removed first: the task is not done until the new one lands.
+    ``logs`` (kind -> path) are files already in place (the decision log) whose checksums
+    the done record also keeps, so a damaged log makes the task pending again.
     """
     record_path = done_record_path(out_dir, task)
     record_path.unlink(missing_ok=True)
@@ -513,6 +555,8 @@ def write_task_files(out_dir: Path, task: Task, frames: Mapping[str, pd.DataFram
         data = parquet_bytes(frames[kind])
         write_bytes_atomic(data, path, owner)
         files[kind] = {"name": path.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    for kind, path in (logs or {}).items():
+        files[f"log.{kind}"] = {"name": path.name, "sha256": file_sha256(path), "bytes": path.stat().st_size}
     write_json_atomic({"task": task.task_id, "files": files}, record_path, owner)
 
 
@@ -529,8 +573,16 @@ def task_problem(out_dir: Path, task: Task) -> str | None:
         }
     except (ValueError, KeyError, TypeError) as err:
         return f"its done record {_relative(record_path)} is unreadable ({type(err).__name__}: {err})"
+    if task.scenario.log_decisions:
+        try:
+            expected.update(
+                {f"log.{k}": (str(record["files"][f"log.{k}"]["sha256"]), int(record["files"][f"log.{k}"]["bytes"]))
+                 for k in LOG_KINDS}
+            )  # fmt: skip
+        except (KeyError, TypeError):
+            return f"its done record {_relative(record_path)} lists no decision log"
     for kind, (digest, size) in expected.items():
-        path = task_file(out_dir, task, kind)
+        path = task_file(out_dir, task, kind) if not kind.startswith("log.") else _log_file(out_dir, task, kind[4:])
         if not path.exists():
             return f"{_relative(path)} is missing"
         found = path.stat().st_size
@@ -543,6 +595,12 @@ def task_problem(out_dir: Path, task: Task) -> str | None:
                 f"(sha256 {digest[:12]}... recorded, {actual[:12]}... found)"
             )
     return None
+
+
+def _log_file(out_dir: Path, task: Task, kind: str) -> Path:
+    """``RUN_DIR/logs/<task>.<kind>.parquet`` (kind: one of :data:`LOG_KINDS`)."""
+    stem = log_stem(out_dir, task)
+    return stem.with_name(f"{stem.name}.{kind}.parquet")
 
 
 def _relative(path: Path) -> str:
@@ -565,7 +623,7 @@ def remove_temporaries(out_dir: Path, owner: int | None = None) -> None:
     only, or every one when ``owner`` is None (only while holding the directory's lock:
     then no other runner is alive to own them)."""
     pattern = ".*.tmp-*" if owner is None else f".*.tmp-{owner}-*"
-    for folder in (Path(out_dir), Path(out_dir) / TASKS_DIR):
+    for folder in (Path(out_dir), Path(out_dir) / TASKS_DIR, Path(out_dir) / LOGS_DIR):
         for tmp in folder.glob(pattern):
             tmp.unlink(missing_ok=True)
 
@@ -1279,7 +1337,7 @@ def _refuse_foreign(out: Path) -> None:
 
 def _clear(out: Path) -> None:
     """Delete a run's files from ``out`` (not the lock, not unrelated files)."""
-    for name in (TASKS_DIR, "figures"):
+    for name in (TASKS_DIR, LOGS_DIR, "figures"):
         shutil.rmtree(out / name, ignore_errors=True)
     for name in (MANIFEST, WINDOWS, SUMMARY, "report.md", "report.html", "summary.csv"):
         (out / name).unlink(missing_ok=True)

@@ -4,8 +4,9 @@ A scenario names a world (a preset plus nested overrides, see
 :func:`simenv.config.with_overrides`), the agents to compare, the horizon (steps T,
 concurrent users N, optional population), a training budget for agents that need one,
 the seeds, the metrics window, the operating conditions of the learners (learning
-cadence, feedback delay, train-then-freeze), optional guardrails (kept for vetting) and an
-optional sweep: a grid over world or agent parameters.
+cadence, feedback delay, train-then-freeze), optional guardrails (kept for vetting), an
+optional sweep: a grid over world or agent parameters, and optional logging
+(``logging: {decisions: true}`` writes each task's decision log, see ``docs/logs.md``).
 
 Loading checks everything a run would meet, before any task or run directory exists:
 
@@ -286,6 +287,8 @@ class Scenario:
     guardrails: tuple[Guardrail, ...] = ()
     sweep: tuple[SweepAxis, ...] = ()
     source: str = "<dict>"
+    log_decisions: bool = False
+    """``logging.decisions``: write each task's decision log (:mod:`experiments.logs`)."""
 
     # ----------------------------------------------------------------- world and grid
     def base_overrides(self) -> dict[str, Any]:
@@ -386,6 +389,7 @@ class Scenario:
                 for g in self.guardrails
             ],
             "sweep": {axis.path: thaw(axis.values) for axis in self.sweep},
+            **({"logging": {"decisions": True}} if self.log_decisions else {}),  # absent: old fingerprints hold
         }
 
     def fingerprint(self) -> str:
@@ -691,6 +695,7 @@ def parse_scenario(
         guardrails=tuple(Guardrail(**g) for g in data.get("guardrails", [])),
         sweep=tuple(SweepAxis(path, _freeze(values)) for path, values in (data.get("sweep") or {}).items()),
         source=source,
+        log_decisions=bool(data.get("logging", {}).get("decisions", False)),
     )
     _check_world(scenario)
     _check_numbers(scenario)
@@ -1080,7 +1085,7 @@ def task_memory_bytes(scenario: Scenario, point: Mapping[str, Any] | None = None
 
 
 def user_step_bytes(spec: Any) -> int:
-    """Bytes ``agents.rollout.rollout`` records per user-step for a world of shape ``spec``
+    """Bytes ``experiments.rollout.rollout`` records per user-step for a world of shape ``spec``
     (the oracle's keys included): the per-user-step width of each (T, B, ...) record times
     its item size, summed (:data:`RECORD_LAYOUT`)."""
     widths = {
@@ -1104,7 +1109,7 @@ RECORD_LAYOUT: dict[str, tuple[int, str]] = {
     **{key: (1, "1") for key in ("explored", "terminated", "truncated", "churned")},
     "consumed_topic_rank": (2, "1"),
 }
-"""Per record of a :class:`agents.rollout.Trajectory`: (item size in bytes, width per
+"""Per record of a :class:`experiments.rollout.Trajectory`: (item size in bytes, width per
 user-step: ``1``, ``k`` slate size, ``k+1`` slate plus no-click, ``d`` embedding dim or
 ``F_u`` user features). ``tests/test_scenario_safety.py`` holds it to a real rollout."""
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from agents import make_agent, rollout
+from agents import make_agent
 from experiments.metrics import (
     churn_rate,
     click_through_rate,
@@ -36,6 +36,7 @@ from experiments.metrics import (
     mean_pairwise_cosine,
     reward_per_user_step,
 )
+from experiments.rollout import rollout
 from simenv import PRESETS, RecVectorEnv, WorldSpec
 
 POLICIES = ("random", "oracle")

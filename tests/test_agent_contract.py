@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents import agent_names, make_agent, rollout
+from agents import agent_names, make_agent
+from experiments.rollout import rollout
 from simenv import PRESETS, RecVectorEnv, WorldSpec
 
 USERS, STEPS = 8, 3

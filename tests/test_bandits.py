@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from agents import AgentError, Decision, Feedback, make_agent, rollout
+from agents import AgentError, Decision, Feedback, make_agent
 from agents.bandits import (
     FeatureMap,
     PrivateRidge,
@@ -28,6 +28,7 @@ from agents.bandits import (
 )
 from agents.bandits.hybrid_kernels import _hybrid_slates
 from agents.slates import epsilon_greedy_slates, greedy_slates
+from experiments.rollout import rollout
 from simenv import RecVectorEnv, WorldSpec
 
 BANDITS = ("linear_egreedy", "linucb", "linucb_hybrid", "lints", "discounted_linucb", "dp_linucb")

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents import make_agent, rollout
+from agents import make_agent
 from experiments.metrics import run_summary
+from experiments.rollout import rollout
 from simenv import RecVectorEnv, WorldSpec
 
 SEEDS = (0, 1, 2, 3)

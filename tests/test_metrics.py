@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from agents import make_agent
-from agents.rollout import STEP_SUMMARIES, Trajectory, rollout, slate_diversity
 from experiments import metrics as m
+from experiments.rollout import STEP_SUMMARIES, Trajectory, rollout, slate_diversity
 from simenv import RecVectorEnv, WorldSpec, topic_interest
 
 NAN = float("nan")

@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents import Agent, Feedback, ModelFileError, agent_names, make_agent, rollout
+from agents import Agent, Feedback, ModelFileError, agent_names, make_agent
 from agents.bandits import LinUCB
 from agents.registry import agent_class
+from experiments.rollout import rollout
 from simenv import RecVectorEnv, WorldSpec
 
 SMALL = {"n_candidates": 10, "slate_size": 2}

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from agents import Decision, Feedback, make_agent, rollout
+from agents import Decision, Feedback, make_agent
 from agents.baselines import PopularityAgent
+from experiments.rollout import rollout
 from simenv import RecVectorEnv, WorldSpec
 
 

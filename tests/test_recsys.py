@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents import Decision, Feedback, agent_names, make_agent, rollout
+from agents import Decision, Feedback, agent_names, make_agent
 from agents.recsys import (
     ContentAgent,
     Embeddings,
@@ -16,6 +16,7 @@ from agents.recsys import (
 )
 from agents.slateq import SlateQAgent, conditional_logit, normalised_outer_mean
 from agents.slates import greedy_slates
+from experiments.rollout import rollout
 from simenv import PRESETS, RecVectorEnv, WorldSpec
 
 FAMILIES = ("mf", "content", "hybrid", "slateq")

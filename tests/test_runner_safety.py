@@ -458,7 +458,7 @@ def test_the_metrics_guard_names_task_step_and_record(
 def test_a_non_finite_trajectory_stops_the_task_before_metrics(
     tiny_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    module = importlib.import_module("agents.rollout")  # (agents.rollout is also the function's name)
+    module = importlib.import_module("experiments.rollout")
     real = module.rollout
 
     def poisoned(*args: Any, **kwargs: Any) -> Any:

@@ -14,7 +14,7 @@ from stable_baselines3.common.distributions import MultiCategoricalDistribution
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import VecCheckNan, VecMonitor
 
-from agents import AgentError, make_agent, rollout
+from agents import AgentError, make_agent
 from agents.deep_rl import (
     SB3Agent,
     SB3RecVecEnv,
@@ -22,6 +22,7 @@ from agents.deep_rl import (
     SlatePolicy,
     slot_sample_without_replacement,
 )
+from experiments.rollout import rollout
 from simenv import ENV_IDS, ConfigError, RecEnv, RecVectorEnv, WorldSpec, get_preset, with_overrides
 from simenv.wrappers import FlatRecEnv, flatten_observation, make_sb3_env
 

@@ -17,8 +17,8 @@ import pytest
 
 import experiments.scenario as scenario_module
 from agents import make_agent
-from agents.rollout import rollout
 from experiments.cli import main
+from experiments.rollout import rollout
 from experiments.scenario import (
     MAX_FILE_BYTES,
     MAX_NAME_CHARS,

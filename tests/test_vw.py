@@ -9,8 +9,9 @@ import pytest
 from scipy import stats
 
 import simenv
-from agents import Feedback, agent_parameters, make_agent, rollout
+from agents import Feedback, agent_parameters, make_agent
 from agents.vw import EXPLORATIONS, ExampleFormatter, VWAgent, fill_slates, vw_arguments
+from experiments.rollout import rollout
 
 SMALL = {"n_candidates": 10, "slate_size": 3}
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from agents import agent_names, make_agent, rollout
+from agents import agent_names, make_agent
+from experiments.rollout import rollout
 from simenv import PRESETS, RecVectorEnv, WorldSpec
 from simenv.catalog import Catalog, appeal_and_value, embed_around, retrieve_relevant, topic_centroids
 from simenv.choice import optimal_slate, slate_expected_reward

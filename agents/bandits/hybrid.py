@@ -22,6 +22,7 @@ from agents.bandits.ridge import Ridge
 from agents.base import Agent, AgentError, Decision, Feedback, Observation
 from agents.params import integer
 from agents.registry import register
+from agents.slates import greedy_probabilities
 from simenv import WorldSpec
 
 
@@ -130,6 +131,12 @@ class HybridLinUCB(Agent):
             self.features.observed_dims, mean, ucb,
         )  # fmt: skip
         return mean, ucb
+
+    deterministic = True
+
+    def slot_probabilities(self, obs: Observation, slates: np.ndarray) -> np.ndarray:
+        """Indicators of the top-k by the upper confidence bound (deterministic)."""
+        return greedy_probabilities(self._mean_and_ucb(obs)[1], slates)
 
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
         mean, ucb = self._mean_and_ucb(obs)

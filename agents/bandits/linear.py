@@ -28,7 +28,16 @@ from agents.bandits.ridge import DiscountedRidge, PrivateRidge, Ridge
 from agents.base import Agent, Decision, Feedback, Observation
 from agents.params import AgentParams, choice, integer, number
 from agents.registry import register
-from agents.slates import epsilon_greedy_slates, greedy_slates, slate_epsilon_greedy_slates
+from agents.slates import (
+    epsilon_greedy_probabilities,
+    epsilon_greedy_slates,
+    greedy_probabilities,
+    greedy_slates,
+    plackett_luce_probabilities,
+    plackett_luce_slates,
+    slate_epsilon_greedy_probabilities,
+    slate_epsilon_greedy_slates,
+)
 from simenv import WorldSpec
 
 
@@ -77,6 +86,14 @@ class LinearBandit(Agent):
     def choose(self, x: Projected, mean: np.ndarray, rng: np.random.Generator) -> Decision:
         """Slates from the candidates' contexts x and predicted means (B, C)."""
         raise NotImplementedError
+
+    def slot_probabilities(self, obs: Observation, slates: np.ndarray) -> np.ndarray | None:
+        x = self.project(obs)
+        return self.choice_probabilities(x, self.mean(x), slates)
+
+    def choice_probabilities(self, x: Projected, mean: np.ndarray, slates: np.ndarray) -> np.ndarray | None:
+        """(B, k) exact law of :meth:`choose` at ``slates``; None when there is no closed form."""
+        return None
 
     def update(self, obs: Observation, decision: Decision, feedback: Feedback) -> None:
         items, rewards = served_rows(obs, decision, feedback)
@@ -131,6 +148,32 @@ class LinearEpsilonGreedy(LinearBandit):
         sampler = epsilon_greedy_slates if hp.exploration == "slot" else slate_epsilon_greedy_slates
         return sampler(mean, self.spec.slate_size, hp.epsilon, rng)
 
+    def choice_probabilities(self, x: Projected, mean: np.ndarray, slates: np.ndarray) -> np.ndarray:
+        hp = self.hparams
+        law = epsilon_greedy_probabilities if hp.exploration == "slot" else slate_epsilon_greedy_probabilities
+        return law(mean, slates, hp.epsilon)
+
+
+@register
+class LinearSoftmax(LinearBandit):
+    """Softmax (Plackett-Luce) exploration over a ridge model of reward: slot j draws a
+    remaining candidate with probability proportional to ``exp(mean / temperature)``
+    (:func:`agents.slates.plackett_luce_slates`). Every slate has positive probability,
+    given exactly (a good logging policy for off-policy evaluation).
+    """
+
+    name = "linear_softmax"
+
+    @dataclass(frozen=True)
+    class Params(LinearBandit.Params):
+        temperature: float = number(0.5, "softmax temperature tau in reward units (smaller: greedier)", gt=0.0)
+
+    def choose(self, x: Projected, mean: np.ndarray, rng: np.random.Generator) -> Decision:
+        return plackett_luce_slates(mean, self.spec.slate_size, self.hparams.temperature, rng)
+
+    def choice_probabilities(self, x: Projected, mean: np.ndarray, slates: np.ndarray) -> np.ndarray:
+        return plackett_luce_probabilities(mean, slates, self.hparams.temperature)
+
 
 @register
 class LinUCB(LinearBandit):
@@ -140,6 +183,7 @@ class LinUCB(LinearBandit):
     """
 
     name = "linucb"
+    deterministic = True
 
     @dataclass(frozen=True)
     class Params(LinearBandit.Params):
@@ -151,6 +195,10 @@ class LinUCB(LinearBandit):
 
     def choose(self, x: Projected, mean: np.ndarray, rng: np.random.Generator) -> Decision:
         return deterministic_decision(mean + self.hparams.alpha * self.width(x), mean, self.spec.slate_size)
+
+    def choice_probabilities(self, x: Projected, mean: np.ndarray, slates: np.ndarray) -> np.ndarray:
+        """Indicators of the top-k by the upper confidence bound (deterministic)."""
+        return greedy_probabilities(mean + self.hparams.alpha * self.width(x), slates)
 
 
 @register

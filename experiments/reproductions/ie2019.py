@@ -34,9 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from agents import Agent, Decision, make_agent, rollout
+from agents import Agent, Decision, make_agent
 from experiments import metrics
 from experiments.reproductions import FIGURES, fmt_interval, paired_effect, plot_band, pyplot, save_figure
+from experiments.rollout import rollout
 from simenv import RecVectorEnv, WorldSpec, get_preset
 
 NAME = "ie2019"

@@ -43,9 +43,10 @@ from typing import Any
 
 import numpy as np
 
-from agents import make_agent, rollout
+from agents import make_agent
 from experiments.metrics import interest_entropy
 from experiments.reproductions import FIGURES, fmt_effect, fmt_interval, paired_effect, plot_band, pyplot, save_figure
+from experiments.rollout import rollout
 from simenv import RecVectorEnv, WorldSpec
 
 PRESET = "filter_bubble"

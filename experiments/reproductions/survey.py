@@ -34,9 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from agents import make_agent, rollout
+from agents import make_agent
 from agents.base import Agent, Decision, Observation
-from agents.rollout import Trajectory
 from experiments import metrics
 from experiments.report import t_interval
 from experiments.reproductions import (
@@ -50,6 +49,7 @@ from experiments.reproductions import (
     pyplot,
     save_figure,
 )
+from experiments.rollout import Trajectory, rollout
 from experiments.runner import ScheduledLearner
 from experiments.scenario import Conditions
 from simenv import RecVectorEnv, WorldConfig, WorldSpec, get_preset, with_overrides

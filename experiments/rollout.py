@@ -1,13 +1,23 @@
-"""Drive any agent on a :class:`~simenv.RecVectorEnv` and collect what metrics need."""
+"""Drive any agent on a :class:`~simenv.RecVectorEnv` and record what metrics and logs need.
+
+:func:`rollout` is the lab's recorder: it stacks the per-step records metrics read into a
+:class:`Trajectory`, and hands every step to optional :class:`StepObserver` s, such as
+:class:`DecisionRecorder`, which streams the decisions to a decision log
+(:mod:`experiments.logs`) without keeping them in memory.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
-from agents.base import Agent, Feedback
+from agents.base import Agent, Decision, Feedback, Observation
+from experiments.logs import DecisionLogWriter, LogMetadata
 from simenv import RecVectorEnv
 
 RECORDED_INFO = (
@@ -25,6 +35,10 @@ RECORDED_INFO = (
     "churned",
 )
 """Ground-truth keys of the step ``info`` kept per step (see :class:`Trajectory`)."""
+
+ORACLE_INFO = ("oracle_expected_reward",)
+"""The keys of :data:`RECORDED_INFO` a world built with ``oracle=False`` does not compute
+(the metrics that need them, regret, are then NaN; see :attr:`Trajectory.notes`)."""
 
 
 @dataclass
@@ -47,6 +61,7 @@ class Trajectory:
         catalog_size: M, items alive at any time (0 if unknown).
         arrivals: (T,) int64 items that arrived in the catalog during each step (they can be
             shown from the next step on); empty if unknown (read as no arrivals).
+        notes: what the trajectory lacks and why (e.g. no oracle: regret is NaN).
     """
 
     records: dict[str, np.ndarray]
@@ -56,6 +71,7 @@ class Trajectory:
     params: dict = field(default_factory=dict)
     catalog_size: int = 0
     arrivals: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    notes: tuple[str, ...] = ()
 
     @property
     def steps(self) -> int:
@@ -131,6 +147,24 @@ def _step_summaries(
     }
 
 
+class StepObserver(Protocol):
+    """Something :func:`rollout` shows every step to (e.g. :class:`DecisionRecorder`)."""
+
+    def observe(
+        self,
+        env: RecVectorEnv,
+        obs: Observation,
+        decision: Decision,
+        reward: np.ndarray,
+        ended: tuple[np.ndarray, np.ndarray],
+        info: dict[str, Any],
+    ) -> None:
+        """One step: ``obs`` the slate was chosen on (B users), the agent's ``decision``,
+        the (B,) ``reward``, ``ended`` = (terminated, truncated) (B,) bools and the step's
+        ``info`` (``env.sim.t`` is already the next step)."""
+        ...
+
+
 def rollout(
     agent: Agent,
     env: RecVectorEnv,
@@ -140,8 +174,12 @@ def rollout(
     seed: int | None = None,
     learn: bool = True,
     progress: bool = False,
+    observers: Sequence[StepObserver] = (),
 ) -> Trajectory:
     """Run ``agent`` for ``steps`` steps of all ``env.num_envs`` sessions.
+
+    Works on a world built with ``oracle=False`` (faster): the oracle's keys
+    (:data:`ORACLE_INFO`) are then absent from the records and :attr:`Trajectory.notes` says so.
 
     Args:
         agent: any :class:`Agent`.
@@ -151,6 +189,7 @@ def rollout(
         rng: the agent's own generator (its exploration draws).
         learn: call ``agent.update`` after every step.
         progress: show a tqdm progress bar.
+        observers: each sees every step after the world answered (before the agent learns).
 
     Returns:
         The stacked :class:`Trajectory`.
@@ -182,6 +221,8 @@ def rollout(
         theta_arrival = sim.population.initial_interest[sim.session_user]
         next_obs, reward, terminated, truncated, info = env.step(decision.slates)
         arrivals[t] = info["arrivals"][0]
+        for observer in observers:
+            observer.observe(env, obs, decision, reward, (terminated, truncated), info)
         if learn:
             agent.update(obs, decision, Feedback(clicks=info["click"], rewards=reward))
         step = {
@@ -210,4 +251,122 @@ def rollout(
         params=agent.params,
         catalog_size=sim.catalog.n_items,
         arrivals=arrivals,
+        notes=() if sim.oracle else (f"world built with oracle=False: no {', '.join(ORACLE_INFO)}, regret is NaN",),
     )
+
+
+# --------------------------------------------------------------------------- decision logs
+
+
+class DecisionRecorder:
+    """A :class:`StepObserver` that streams every decision of a rollout to a decision log.
+
+    Per step it writes B rows (user id, world step, session id and step within it, user
+    features, candidate item ids and their per-step ``fresh`` flag, the served slate, the
+    agent's conditional per-slot propensities, click, reward, explored, terminated,
+    truncated and the world's ``expected_reward`` truth) and records the candidates'
+    features by item id for the items table. Cost per step O(B C) (the id lookup); memory
+    is one row group, whatever the number of steps.
+
+    Args:
+        path: the log's stem (``RUN_DIR/logs/<task>``).
+        env: the world (its config is the ``world`` metadata).
+        policy: the logging policy's description (``agent.params``).
+        rows_per_group: rows per Parquet row group.
+        owner: pid naming the temporary files (the runner's).
+        world: extra world facts for the metadata (e.g. the seed).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        env: RecVectorEnv,
+        policy: dict[str, Any],
+        *,
+        rows_per_group: int = 1 << 16,
+        owner: int | None = None,
+        world: dict[str, Any] | None = None,
+    ) -> None:
+        config = env.config
+        d = config.catalog.dim
+        self._fresh = d + 2 if (config.catalog.arrival_rate > 0 or config.catalog.fresh_share > 0) else -1
+        b, c = env.num_envs, config.n_candidates
+        metadata = LogMetadata(
+            propensity_kind="conditional",
+            action_space="candidates",
+            slate_size=config.slate_size,
+            logging_policy=policy,
+            world={**config.to_dict(), **(world or {})},
+            item_feature_names=(*(f"embedding_{i}" for i in range(d)), "appeal", "length", "fresh"),
+            fresh_feature=self._fresh,
+            reward_unit="click" if config.response.reward == "click" else "minutes",
+        )
+        optional = ("session_id", "session_step", "explored", "terminated", "truncated", "expected_reward")
+        if self._fresh >= 0:
+            optional = (*optional, "candidate_fresh")
+        self.writer = DecisionLogWriter(
+            path,
+            metadata,
+            user_dim=env.sim.user_dim,
+            item_dim=d + 3,
+            n_candidates=c,
+            optional=optional,
+            rows_per_group=rows_per_group,
+            owner=owner,
+        )
+        self._b = b
+        self._session = np.arange(b, dtype=np.int64)
+        self._session_step = np.zeros(b, dtype=np.int64)
+        self._next_session = b
+        self._decisions = 0
+
+    def observe(
+        self,
+        env: RecVectorEnv,
+        obs: Observation,
+        decision: Decision,
+        reward: np.ndarray,
+        ended: tuple[np.ndarray, np.ndarray],
+        info: dict[str, Any],
+    ) -> None:
+        """Write one step's B decisions (see the class docstring)."""
+        b = self._b
+        candidates = obs["candidates"]
+        columns = {
+            "decision_id": self._decisions + np.arange(b, dtype=np.int64),
+            "user_id": info["user_id"],
+            "step": np.full(b, env.sim.t - 1, dtype=np.int64),
+            "session_id": self._session,
+            "session_step": self._session_step,
+            "user_features": obs["user"],
+            "candidate_item_ids": obs["item_ids"],
+            "slate": info["slate"],
+            "propensity": decision.propensities,
+            "click": info["click"],
+            "reward": reward,
+            "explored": decision.explored,
+            "terminated": ended[0],
+            "truncated": ended[1],
+            "expected_reward": info["expected_reward"],
+        }
+        if self._fresh >= 0:
+            columns["candidate_fresh"] = candidates[:, :, self._fresh] > 0.5
+        self.writer.write(columns)
+        self.writer.add_items(obs["item_ids"].reshape(-1), candidates.reshape(-1, candidates.shape[-1]))
+        self._decisions += b
+        self._session_step += 1
+        done = np.asarray(ended[0]) | np.asarray(ended[1])
+        if done.any():
+            rows = np.flatnonzero(done)
+            self._session = self._session.copy()
+            self._session[rows] = self._next_session + np.arange(len(rows))
+            self._next_session += len(rows)
+            self._session_step[rows] = 0
+
+    def close(self) -> tuple[Path, Path]:
+        """Finish the log and move it into place (see :meth:`DecisionLogWriter.close`)."""
+        return self.writer.close()
+
+    def abort(self) -> None:
+        """Delete the unfinished log."""
+        self.writer.abort()
