@@ -51,7 +51,7 @@ def _simulate(args: argparse.Namespace) -> int:
     user_steps = args.users * args.steps
     share = topic_counts / max(topic_counts.sum(), 1.0)
     entropy = float(-(share[share > 0] * np.log2(share[share > 0])).sum())
-    retained = float(np.isin(first_users, env.sim.population.user_id).mean())
+    retained = float(np.isin(first_users, env.sim.present_user_ids()).mean())
     rows = [
         ("preset", args.preset),
         ("users x steps", f"{args.users} x {args.steps}"),

@@ -150,6 +150,10 @@ class UserConfig:
         budget_std: std of the session budget across sessions.
         max_steps: a session is truncated after this many steps.
         initial_satisfaction: the lasting satisfaction S a new user starts with, in [0, 1].
+        arrival_rate: expected new users per step (Poisson) joining the queue of waiting
+            users; with it > 0 churned users leave for good (the population grows and
+            shrinks). 0 = today's closed population: a churned user's row is refilled
+            at once with a newcomer (see ``docs/model.md``, population life cycle).
     """
 
     population_size: int | None = None
@@ -161,6 +165,7 @@ class UserConfig:
     budget_std: float = 5.0
     max_steps: int = 100
     initial_satisfaction: float = 0.5
+    arrival_rate: float = 0.0
 
     def __post_init__(self) -> None:
         o = "users"
@@ -174,6 +179,7 @@ class UserConfig:
         _check_range(o, "budget_std", self.budget_std, 0, HUGE)
         _check_range(o, "max_steps", self.max_steps, 1, 2**31 - 1, integer=True)
         _check_range(o, "initial_satisfaction", self.initial_satisfaction, 0, 1)
+        _check_range(o, "arrival_rate", self.arrival_rate, 0, HUGE)
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,15 @@
 
 All arrays have a leading user axis of length P (the population size). A user keeps its
 row across sessions, so a returning user meets the platform with the tastes the last
-sessions left; a churned user's row is refilled with a brand-new user (new id, no
-history: user cold start).
+sessions left. In a closed population (``users.arrival_rate`` 0) a churned user's row is
+refilled with a brand-new user (new id, no history: user cold start); in an open one
+(rate > 0) churned users leave for good and newcomers are appended as new rows
+(:meth:`Population.add`), so P grows with the arrivals.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,6 +32,9 @@ class Population:
         history: (P, K) float32 count of consumed items per topic.
         user_id: (P,) int64 unique user id (never reused).
         next_id: id the next new user gets.
+
+    The arrays are views of the first P rows of larger stores once :meth:`add` has grown
+    them (capacity doubling); read them afresh after an ``add``, never keep old views.
     """
 
     config: UserConfig
@@ -41,6 +46,7 @@ class Population:
     history: np.ndarray
     user_id: np.ndarray
     next_id: int
+    _stores: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def generate(cls, config: UserConfig, size: int, centroids: np.ndarray, rng: np.random.Generator) -> Population:
@@ -87,6 +93,33 @@ class Population:
         self.user_id[rows] = np.arange(self.next_id, self.next_id + len(rows))
         self.next_id += len(rows)
 
+    def add(self, n: int, centroids: np.ndarray, newcomers: Newcomers) -> np.ndarray:
+        """Append ``n`` newcomers (the next ones of ``newcomers``, new ids) as new rows.
+
+        Storage grows by capacity doubling, so P arrivals cost O(P) copies in all (no
+        quadratic reallocation) and no Python loop per user.
+
+        Returns:
+            (n,) int64 row indices of the new users.
+        """
+        start = self.size
+        self._resize(start + n)
+        rows = np.arange(start, start + n, dtype=np.int64)
+        self.replace(rows, centroids, newcomers)
+        return rows
+
+    def _resize(self, rows: int) -> None:
+        """Make every per-user array a view of the first ``rows`` rows of its store,
+        doubling a store (at least to ``rows``) when it is too small."""
+        for name in ROW_FIELDS:
+            view = getattr(self, name)
+            store = self._stores.get(name, view)
+            if len(store) < rows:
+                grown = np.zeros((max(rows, 2 * len(store)), *view.shape[1:]), dtype=view.dtype)
+                grown[: len(view)] = view
+                self._stores[name] = store = grown
+            setattr(self, name, store[:rows])
+
     def features(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Observable user features of ``rows`` written into ``out`` (B, F_u).
 
@@ -101,6 +134,10 @@ class Population:
         np.divide(history, np.maximum(total, 1.0)[:, None], out=out[:, o : o + k])
         np.log1p(total, out=out[:, o + k])
         return out
+
+
+ROW_FIELDS = ("interest", "initial_interest", "satiation", "satisfaction", "observed", "history", "user_id")
+"""The :class:`Population` arrays with one row per user."""
 
 
 def initial_interests(config: UserConfig, centroids: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -171,7 +208,10 @@ def user_feature_bounds(config: UserConfig, n_topics: int) -> tuple[np.ndarray, 
 class ReturnQueue:
     """FIFO of users not in a session: users whose session ends go to the back, new
     sessions take users from the front. With as many users as sessions, every slot
-    gets its own user back, in order."""
+    gets its own user back, in order.
+
+    A ring buffer of population rows; :meth:`push` doubles it when full (an open
+    population, where arrivals join without anyone leaving)."""
 
     def __init__(self, size: int, waiting: np.ndarray) -> None:
         self._buf = np.empty(size, dtype=np.int64)
@@ -187,4 +227,37 @@ class ReturnQueue:
         front = (self._head + np.arange(n)) % size
         taken = self._buf[front]
         self._head = (self._head + n) % size
+        return taken
+
+    @property
+    def waiting(self) -> int:
+        """How many users wait for a session."""
+        return self._count
+
+    def waiting_rows(self) -> np.ndarray:
+        """(W,) population rows of the waiting users, front first (a copy)."""
+        return self._buf[(self._head + np.arange(self._count)) % len(self._buf)]
+
+    def push(self, users: np.ndarray) -> None:
+        """Add ``users`` (rows) to the back, growing the buffer by doubling if needed."""
+        n = len(users)
+        if self._count + n > len(self._buf):
+            waiting = self.waiting_rows()
+            self._buf = np.empty(max(self._count + n, 2 * len(self._buf)), dtype=np.int64)
+            self._buf[: self._count] = waiting
+            self._head = 0
+        self._buf[(self._head + self._count + np.arange(n)) % len(self._buf)] = users
+        self._count += n
+
+    def pop(self, n: int) -> np.ndarray:
+        """Take ``n`` users (rows) from the front.
+
+        Raises:
+            ValueError: fewer than ``n`` users wait.
+        """
+        if n > self._count:
+            raise ValueError(f"cannot take {n} users from a queue of {self._count}")
+        taken = self._buf[(self._head + np.arange(n)) % len(self._buf)]
+        self._head = (self._head + n) % len(self._buf)
+        self._count -= n
         return taken

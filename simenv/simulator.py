@@ -121,8 +121,10 @@ class Simulator:
             candidates, 1.45 GiB at a million sessions of the default shape, for pure
             simulation at scale.
 
-    The population holds ``config.users.population_size`` users (default: N); a session
-    that ends hands its user back to a FIFO of waiting users and takes the next one.
+    The population holds ``config.users.population_size`` users (default: N) at the start;
+    a session that ends hands its user back to a FIFO of waiting users and takes the next
+    one. With ``users.arrival_rate`` > 0 the population is open: churned users leave for
+    good and newcomers join the FIFO (``info["user_arrivals"]``, :meth:`present_user_ids`).
     The arithmetic of a step runs in the compiled loops of :mod:`simenv.kernels`.
     """
 
@@ -185,6 +187,9 @@ class Simulator:
         centroids = self.catalog.centroids
         self.population = Population.generate(cfg.users, self.population_size, centroids, self.streams.users)
         self._newcomers = Newcomers(cfg.users, centroids, self.streams.newcomers)
+        # Open population: arrival counts from a child of the newcomers stream, so the
+        # counts do not depend on how many newcomers churn pulled in (common random numbers).
+        self._arrival_counts = self.streams.newcomers.spawn(1)[0] if cfg.users.arrival_rate else None
         n = self.n_sessions
         self.session_user = np.arange(n, dtype=np.int64)
         self._queue = ReturnQueue(self.population_size, np.arange(n, self.population_size))
@@ -214,15 +219,45 @@ class Simulator:
         budget = u.budget_mean + u.budget_std * self.streams.sessions.standard_normal(n)
         return np.maximum(budget, self.config.dynamics.budget_cost).astype(np.float32)
 
-    def _start_sessions(self, rows: np.ndarray, churned: np.ndarray, budgets: np.ndarray) -> None:
-        """New sessions in ``rows``: churned users are replaced by newcomers, every leaving
-        user goes back to the queue and the next waiting one starts with ``budgets`` (B,)."""
+    def _start_sessions(self, rows: np.ndarray, churned: np.ndarray, budgets: np.ndarray) -> int:
+        """New sessions in ``rows``: every leaving user who did not churn goes back to the
+        queue and the next waiting one starts with ``budgets`` (B,).
+
+        Closed population (``users.arrival_rate`` 0): a churned user's row is refilled with
+        a newcomer, who queues in their place. Open (rate > 0): churned users leave for
+        good; if fewer users wait than sessions start, the missing ones are newcomers who
+        join at once (so every session is served). Returns how many newcomers joined."""
         leaving = self.session_user[rows]
-        if churned.any():
-            self.population.replace(leaving[churned], self.catalog.centroids, self._newcomers)
-        self.session_user[rows] = self._queue.push_pop(leaving)
+        if self._arrival_counts is None:
+            joined = int(np.count_nonzero(churned))
+            if joined:
+                self.population.replace(leaving[churned], self.catalog.centroids, self._newcomers)
+            self.session_user[rows] = self._queue.push_pop(leaving)
+        else:
+            self._queue.push(leaving[~churned])
+            joined = max(0, len(rows) - self._queue.waiting)
+            if joined:
+                self._queue.push(self.population.add(joined, self.catalog.centroids, self._newcomers))
+            self.session_user[rows] = self._queue.pop(len(rows))
         self.budget[rows] = budgets
         self.session_steps[rows] = 0
+        return joined
+
+    def _admit_arrivals(self) -> int:
+        """Open population: Poisson(``users.arrival_rate``) newcomers join the back of the
+        queue of waiting users; returns how many."""
+        if self._arrival_counts is None:
+            return 0
+        count = int(self._arrival_counts.poisson(self.config.users.arrival_rate))
+        if count:
+            self._queue.push(self.population.add(count, self.catalog.centroids, self._newcomers))
+        return count
+
+    def present_user_ids(self) -> np.ndarray:
+        """(U,) ids of the users on the platform now: in a session or waiting for one.
+        Churned users are gone (closed population: their rows hold their replacements)."""
+        rows = np.concatenate([self.session_user, self._queue.waiting_rows()])
+        return self.population.user_id[rows]
 
     # ------------------------------------------------------------------ observation
     def _observe(self) -> None:
@@ -287,8 +322,9 @@ class Simulator:
             minutes (or clicks), terminated (N,) for a spent budget or churn, truncated
             (N,) at ``users.max_steps``. ``info`` holds the step's ground truth (the fields
             of :class:`kernels.Record` but the first three of the return, plus
-            ``user_id``, ``slate``, ``slate_repaired`` and ``arrivals``: items that
-            arrived after the step) and the next decision's (:meth:`decision_info`).
+            ``user_id``, ``slate``, ``slate_repaired``, ``arrivals``: items that
+            arrived after the step, and ``user_arrivals``: newcomers who joined after
+            it) and the next decision's (:meth:`decision_info`).
             Sessions that ended are restarted in the same step with the next returning
             user; their last observation is in ``info["final_obs"]`` (rows where
             ``info["_final_obs"]``).
@@ -341,6 +377,7 @@ class Simulator:
         if arrived:
             cat.arrive(arrived, self.t, rs.catalog)
         info["arrivals"] = np.full(n, arrived, dtype=np.int64)
+        users_joined = self._admit_arrivals()
         self._current = (self._current + 1) % len(self._buffers)
         self._observe()
         budgets = self._draw_budgets(n)  # for every row, ended or not: the streams stay in step
@@ -349,8 +386,9 @@ class Simulator:
             rows_ended = np.flatnonzero(ended)
             info["final_obs"] = {key: value[rows_ended] for key, value in self.obs.items()}  # copies
             info["_final_obs"] = ended
-            self._start_sessions(rows_ended, rec.churned[rows_ended], budgets[rows_ended])
+            users_joined += self._start_sessions(rows_ended, rec.churned[rows_ended], budgets[rows_ended])
             self._observe_restarted(rows_ended)
+        info["user_arrivals"] = np.full(n, users_joined, dtype=np.int64)
         return self.obs, rec.reward, rec.terminated, rec.truncated, self.decision_info(info)
 
 

@@ -51,6 +51,9 @@ BAD_OVERRIDES: list[tuple[dict[str, Any], tuple[str, ...]]] = [
     ({"response": {"noise": -0.1}}, ("response.noise", "[0, 1000.0]", "-0.1")),
     ({"users": {"budget_mean": -3.0}}, ("users.budget_mean", "(0, 1000000.0]", "-3.0")),
     ({"users": {"initial_satisfaction": 1.1}}, ("users.initial_satisfaction", "[0, 1]", "1.1")),
+    ({"users": {"arrival_rate": -1.0}}, ("users.arrival_rate", "[0, 1000000.0]", "-1.0")),
+    ({"users": {"arrival_rate": float("nan")}}, ("users.arrival_rate", "[0, 1000000.0]", "nan")),
+    ({"users": {"arrival_rate": float("inf")}}, ("users.arrival_rate", "[0, 1000000.0]", "inf")),
     # retrieval shape: k <= C <= M
     ({"slate_size": 21}, ("world.slate_size", "[1, 20]", "21")),
     ({"slate_size": 0}, ("world.slate_size", "[1, 20]", "0")),
