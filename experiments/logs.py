@@ -221,7 +221,8 @@ class DecisionLog:
         reward: (n,) float64.
         item_ids: (M,) int64 ids of the items table, unique.
         item_features: (M, F_i) float32.
-        candidate_item_ids: (n, C) int64, or None when the action space is the catalog.
+        candidate_item_ids: (n, C) item ids (int32 when read from a file and they fit, else
+            int64), or None when the action space is the catalog.
         marginal_propensity: (n, k) float64 or None.
         session_id: (n,) int64 or None. session_step: (n,) int64 or None.
         candidate_fresh: (n, C) bool or None.
@@ -530,6 +531,9 @@ def read_log(path: str | Path) -> DecisionLog:
     item_arrays = {
         c.name: _from_arrow(items, c.name, c, str(items_path)) for c in ITEM_COLUMNS if c.name in items.column_names
     }
+    ids = arrays.get("candidate_item_ids")
+    if ids is not None and ids.size and 0 <= ids.min() and ids.max() < 2**31:
+        arrays["candidate_item_ids"] = ids.astype(np.int32)  # half the memory: 400 MB at 2M decisions x C = 50
     try:
         return DecisionLog(
             metadata=meta,
