@@ -221,7 +221,8 @@ class DecisionLog:
         reward: (n,) float64.
         item_ids: (M,) int64 ids of the items table, unique.
         item_features: (M, F_i) float32.
-        candidate_item_ids: (n, C) int64, or None when the action space is the catalog.
+        candidate_item_ids: (n, C) item ids (int32 when read from a file and they fit, else
+            int64), or None when the action space is the catalog.
         marginal_propensity: (n, k) float64 or None.
         session_id: (n,) int64 or None. session_step: (n,) int64 or None.
         candidate_fresh: (n, C) bool or None.
@@ -530,6 +531,9 @@ def read_log(path: str | Path) -> DecisionLog:
     item_arrays = {
         c.name: _from_arrow(items, c.name, c, str(items_path)) for c in ITEM_COLUMNS if c.name in items.column_names
     }
+    ids = arrays.get("candidate_item_ids")
+    if ids is not None and ids.size and 0 <= ids.min() and ids.max() < 2**31:
+        arrays["candidate_item_ids"] = ids.astype(np.int32)  # half the memory: 400 MB at 2M decisions x C = 50
     try:
         return DecisionLog(
             metadata=meta,
@@ -628,7 +632,9 @@ class DecisionLogWriter:
         self.rows_written = 0
         self.decisions_path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = _temporary(self.decisions_path, owner)
-        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
+        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
+            self._tmp, self.schema, compression="zstd", **_encodings(self._columns)
+        )
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decision-log") if background else None
         self._in_flight: tuple[Future, int] | None = None
 
@@ -769,6 +775,25 @@ class DecisionLogWriter:
             self._writer = None
         self._tmp.unlink(missing_ok=True)
         self._buffer = []
+
+
+DELTA_COLUMNS = ("decision_id", "step", "user_id", "session_id", "session_step")
+"""Integer columns that mostly grow row to row: delta-encoded (about 5 B a decision less)."""
+PLAIN_COLUMNS = ("candidate_item_ids",)
+"""Columns left out of dictionary encoding: near-random ids compress better plain + zstd
+(about 9 B a decision less at C = 50)."""
+
+
+def _encodings(columns: list[Column]) -> dict[str, Any]:
+    """ParquetWriter options: dictionary encoding except for :data:`DELTA_COLUMNS` (delta
+    binary packed) and :data:`PLAIN_COLUMNS`; keys are leaf paths (``name.list.element`` for lists).
+    Measured at 10,000 users x 14 steps x C = 50: 110 B a decision against 125 B with the defaults."""
+    leaf = {c.name: c.name if c.width is None else f"{c.name}.list.element" for c in columns}
+    skip = set(DELTA_COLUMNS) | set(PLAIN_COLUMNS)
+    return {
+        "use_dictionary": [leaf[c.name] for c in columns if c.name not in skip],
+        "column_encoding": {c.name: "DELTA_BINARY_PACKED" for c in columns if c.name in DELTA_COLUMNS},
+    }
 
 
 def _fsync_file(path: Path) -> None:

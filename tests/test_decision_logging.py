@@ -4,6 +4,7 @@ and ``bubblegym run`` writing logs per task atomically and resume-safely."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,14 @@ def test_rollout_lives_in_experiments_only() -> None:
 
     assert not hasattr(agents, "rollout") and not hasattr(agents, "Trajectory")
     assert not (Path(agents.__file__).parent / "rollout.py").exists()
+
+
+def test_bench_logging_runs_and_reports_its_targets(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "bench_logging", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_logging.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    figures = module.main(["--users", "32", "--steps", "3", "--candidates", "10", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "B per decision" in out and "overhead" in out and figures["bytes_per_decision"] > 0
