@@ -26,7 +26,6 @@ import numpy as np
 import yaml
 
 from experiments import ope
-from experiments.ope_check import ASSUMPTIONS, NOT_IDENTIFIABLE, WHAT_IS_ESTIMATED
 
 BATCH = 4096
 """Decisions per batch when asking the target (memory ~ BATCH * C * F_i floats)."""
@@ -225,6 +224,8 @@ def format_estimates(
     estimates: dict[str, ope.Estimate], verdict: ope.Verdict, *, exact: bool, draws: int, notes: list[str]
 ) -> str:
     """The ``ope`` report: what is estimated, the verdict (a number or "inconclusive"), the table."""
+    from experiments.ope_check import ASSUMPTIONS, NOT_IDENTIFIABLE, WHAT_IS_ESTIMATED  # pandas: not at CLI start
+
     lines = [f"Estimate of {WHAT_IS_ESTIMATED}.", ""]
     headline = next((estimates[k] for k in ("dr", "sips", "snips", "ips") if k in estimates), None)
     if not verdict.conclusive:
