@@ -8,9 +8,11 @@ Layout of a run directory::
                              timings of every invocation, checksums of the merged tables
       tasks/<task>.windows.parquet   per-window metrics of one task
       tasks/<task>.summary.parquet   per-run summary of one task
-      tasks/<task>.done.json         SHA-256 of the task's two files (written last: the "done" mark)
+      tasks/<task>.training.parquet  training curve of a task whose agent trained (agents.training_log)
+      tasks/<task>.done.json         SHA-256 of the task's files (written last: the "done" mark)
       windows.parquet        all tasks' windows, merged at the end
       summary.parquet        all tasks' summaries, merged at the end
+      training.parquet       all tasks' training curves, merged at the end (if any agent trained)
 
 A task is one (world grid point, agent, agent variant, seed). Common random numbers: the
 world seed of a task depends only on its seed, so under one seed every agent (and every
@@ -85,6 +87,9 @@ SUMMARY = "summary.parquet"
 LOCK = ".lock"
 DONE_SUFFIX = "done.json"
 TASK_KINDS = ("windows", "summary")
+OPTIONAL_KINDS = ("training",)
+"""Task tables written only by some tasks (``training``: the curve of an agent that trained)."""
+TRAINING = "training.parquet"
 MANIFEST_FORMAT = 2
 NAN_MEANS_MISSING = frozenset({"predicted"})
 """Trajectory records where NaN is a value (``predicted``: the agent made no prediction)."""
@@ -298,6 +303,9 @@ def run_task(task: Task, out_dir: str, owner: int | None = None) -> dict[str, An
         wall_time_s=time.perf_counter() - started,
     )
     frames = {"windows": _with_ids(windows, ids), "summary": _with_ids(pd.DataFrame([summary]), ids)}
+    curve = training_table(agent)
+    if len(curve):
+        frames["training"] = _with_ids(curve, ids)
     write_task_files(Path(out_dir), task, frames, owner)
     return frames["summary"].iloc[0].to_dict()
 
@@ -336,6 +344,14 @@ def _check_array(values: np.ndarray, task_id: str, what: str, *, stepped: bool, 
     else:
         where = f"index {index}"
     raise RunError(f"task {task_id}: non-finite value {value} in {what} at {where}; metrics need finite numbers")
+
+
+def training_table(agent: Agent) -> pd.DataFrame:
+    """The agent's training curve (:mod:`agents.training_log`: one row per interval), empty if none."""
+    from agents.training_log import curve_rows
+
+    inner = getattr(agent, "inner", agent)
+    return pd.DataFrame(curve_rows(inner))
 
 
 def _build_agent(name: str, config: Any, params: dict[str, Any], plan: SeedPlan) -> Agent:
@@ -501,14 +517,18 @@ def done_record_path(out_dir: Path, task: Task) -> Path:
 
 
 def write_task_files(out_dir: Path, task: Task, frames: Mapping[str, pd.DataFrame], owner: int | None = None) -> None:
-    """Write a task's two tables, then its done record (checksums) last, each atomically.
+    """Write a task's tables (two, and its training curve if ``frames`` has one), then its done
+    record (checksums) last, each atomically.
 
     An earlier done record is removed first: the task is not done until the new one lands.
     """
     record_path = done_record_path(out_dir, task)
     record_path.unlink(missing_ok=True)
     files = {}
-    for kind in TASK_KINDS:
+    for kind in OPTIONAL_KINDS:
+        if kind not in frames:
+            task_file(out_dir, task, kind).unlink(missing_ok=True)
+    for kind in (*TASK_KINDS, *(k for k in OPTIONAL_KINDS if k in frames)):
         path = task_file(out_dir, task, kind)
         data = parquet_bytes(frames[kind])
         write_bytes_atomic(data, path, owner)
@@ -524,9 +544,8 @@ def task_problem(out_dir: Path, task: Task) -> str | None:
         return f"no done record {_relative(record_path)}"
     try:
         record = json.loads(record_path.read_bytes())
-        expected = {
-            kind: (str(record["files"][kind]["sha256"]), int(record["files"][kind]["bytes"])) for kind in TASK_KINDS
-        }
+        kinds = (*TASK_KINDS, *(k for k in OPTIONAL_KINDS if k in record["files"]))
+        expected = {kind: (str(record["files"][kind]["sha256"]), int(record["files"][kind]["bytes"])) for kind in kinds}
     except (ValueError, KeyError, TypeError) as err:
         return f"its done record {_relative(record_path)} is unreadable ({type(err).__name__}: {err})"
     for kind, (digest, size) in expected.items():
@@ -551,7 +570,8 @@ def _relative(path: Path) -> str:
 
 def task_started(out_dir: Path, task: Task) -> bool:
     """Some file of ``task`` (a table or its done record) exists."""
-    paths = [done_record_path(out_dir, task), *(task_file(out_dir, task, kind) for kind in TASK_KINDS)]
+    kinds = (*TASK_KINDS, *OPTIONAL_KINDS)
+    paths = [done_record_path(out_dir, task), *(task_file(out_dir, task, kind) for kind in kinds)]
     return any(p.exists() for p in paths)
 
 
@@ -1281,7 +1301,7 @@ def _clear(out: Path) -> None:
     """Delete a run's files from ``out`` (not the lock, not unrelated files)."""
     for name in (TASKS_DIR, "figures"):
         shutil.rmtree(out / name, ignore_errors=True)
-    for name in (MANIFEST, WINDOWS, SUMMARY, "report.md", "report.html", "summary.csv"):
+    for name in (MANIFEST, WINDOWS, SUMMARY, TRAINING, "report.md", "report.html", "summary.csv"):
         (out / name).unlink(missing_ok=True)
     remove_temporaries(out)
 
@@ -1305,7 +1325,7 @@ def _complete(out: Path, old: Mapping[str, Any], manifest: Mapping[str, Any]) ->
     outputs = old.get("outputs")
     if old.get("status") != "complete" or old.get("tasks") != manifest["tasks"] or not isinstance(outputs, dict):
         return False
-    for name in (WINDOWS, SUMMARY):
+    for name in (WINDOWS, SUMMARY, *((TRAINING,) if TRAINING in outputs else ())):
         path = out / name
         if not path.exists() or outputs.get(name) != file_sha256(path):
             return False
@@ -1346,4 +1366,21 @@ def merge_results(
         WINDOWS: write_parquet_atomic(windows, out_dir / WINDOWS, owner),
         SUMMARY: write_parquet_atomic(summary, out_dir / SUMMARY, owner),
     }
+    curves = [_task_curve(out_dir, task) for task in tasks]
+    curves = [frame for frame in curves if frame is not None]
+    if curves:
+        outputs[TRAINING] = write_parquet_atomic(pd.concat(curves, ignore_index=True), out_dir / TRAINING, owner)
+    else:
+        (out_dir / TRAINING).unlink(missing_ok=True)
     return summary, outputs
+
+
+def _task_curve(out_dir: Path, task: Task) -> pd.DataFrame | None:
+    """The task's training curve (checked by :func:`task_done` against its done record), or None."""
+    path = task_file(out_dir, task, "training")
+    record = json.loads(done_record_path(out_dir, task).read_bytes())
+    if "training" not in record["files"]:
+        return None
+    frame = pd.read_parquet(path)
+    frame.insert(0, "task", task.task_id)
+    return frame
