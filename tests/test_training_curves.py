@@ -84,3 +84,11 @@ def test_ppo_records_reward_entropy_and_losses_while_it_trains() -> None:
     assert {"reward_per_user_step", "cohort_engagement", "entropy", "value_loss", "policy_loss"} <= set(columns)
     entropy = [v for v in columns["entropy"] if not math.isnan(v)]
     assert entropy and all(0 < v <= 5 * math.log(20) + 1e-6 for v in entropy)  # at most k log C nats
+
+
+def test_the_report_draws_the_training_curves(run_dir: Path) -> None:
+    from experiments.report import write_report
+
+    files = write_report(run_dir)
+    assert files.figures["training"].exists() and files.figures["training"].stat().st_size > 5_000
+    assert "figures/training.png" in files.markdown.read_text()
