@@ -286,8 +286,9 @@ def run_task(task: Task, out_dir: str, owner: int | None = None) -> dict[str, An
     config = scenario.world_config(task.world_point)
     plan = SeedPlan.from_seed(task.seed)
     with _torch_setup(plan):
-        agent = _build_agent(entry.name, config, {**thaw(entry.params), **task.variant}, plan)
-        train_time = _train_if_needed(agent, scenario, scenario.training_steps(entry), config, plan)
+        from experiments.trained_models import prepare_agent
+
+        agent, train_time, curve = prepare_agent(task, config, plan, Path(out_dir), owner)
         env = RecVectorEnv(scenario.horizon.users, config=config)
         learner = ScheduledLearner(agent, scenario.conditions_at(task.world_point))
         traj = rollout(learner, env, scenario.horizon.steps, np.random.default_rng(plan.agent), seed=plan.world_seed)
@@ -303,7 +304,6 @@ def run_task(task: Task, out_dir: str, owner: int | None = None) -> dict[str, An
         wall_time_s=time.perf_counter() - started,
     )
     frames = {"windows": _with_ids(windows, ids), "summary": _with_ids(pd.DataFrame([summary]), ids)}
-    curve = training_table(agent)
     if len(curve):
         frames["training"] = _with_ids(curve, ids)
     write_task_files(Path(out_dir), task, frames, owner)
@@ -1299,7 +1299,7 @@ def _refuse_foreign(out: Path) -> None:
 
 def _clear(out: Path) -> None:
     """Delete a run's files from ``out`` (not the lock, not unrelated files)."""
-    for name in (TASKS_DIR, "figures"):
+    for name in (TASKS_DIR, "figures", "models"):
         shutil.rmtree(out / name, ignore_errors=True)
     for name in (MANIFEST, WINDOWS, SUMMARY, TRAINING, "report.md", "report.html", "summary.csv"):
         (out / name).unlink(missing_ok=True)
