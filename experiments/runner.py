@@ -365,7 +365,9 @@ def _build_agent(name: str, config: Any, params: dict[str, Any], plan: SeedPlan)
     return make_agent(name, WorldSpec.from_config(config), **params)
 
 
-def _train_if_needed(agent: Agent, scenario: Scenario, steps: int, config: Any, plan: SeedPlan) -> float:
+def _train_if_needed(
+    agent: Agent, scenario: Scenario, steps: int, config: Any, plan: SeedPlan, tensorboard_log: str | None = None
+) -> float:
     """Train a :class:`~agents.base.Trainable` agent on a separately seeded copy of the world.
 
     The agent gets ``training.users`` concurrent sessions if the scenario sets them, else
@@ -379,7 +381,8 @@ def _train_if_needed(agent: Agent, scenario: Scenario, steps: int, config: Any, 
         from simenv import RecVectorEnv
 
         target = RecVectorEnv(scenario.training.users, config=config, oracle=False)
-    agent.train(target, total_timesteps=steps, seed=plan.training_seed % 2**31)
+    extra = {"tensorboard_log": tensorboard_log} if tensorboard_log is not None else {}
+    agent.train(target, total_timesteps=steps, seed=plan.training_seed % 2**31, **extra)
     return time.perf_counter() - started
 
 
@@ -1299,7 +1302,7 @@ def _refuse_foreign(out: Path) -> None:
 
 def _clear(out: Path) -> None:
     """Delete a run's files from ``out`` (not the lock, not unrelated files)."""
-    for name in (TASKS_DIR, "figures", "models"):
+    for name in (TASKS_DIR, "figures", "models", "tensorboard"):
         shutil.rmtree(out / name, ignore_errors=True)
     for name in (MANIFEST, WINDOWS, SUMMARY, TRAINING, "report.md", "report.html", "summary.csv"):
         (out / name).unlink(missing_ok=True)

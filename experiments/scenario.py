@@ -193,11 +193,14 @@ class Training:
         steps: user-steps of training (summed over sessions); 0 = no training.
         users: concurrent training sessions (None: the agent's own default).
         reuse: which tasks share one trained model (:data:`REUSE`), saved in the run's ``models/``.
+        tensorboard: SB3 agents also log to TensorBoard in the run's ``tensorboard/<model>/``
+            (needs the ``tensorboard`` package).
     """
 
     steps: int = 0
     users: int | None = None
     reuse: str = "per_task"
+    tensorboard: bool = False
 
 
 REUSE = ("per_task", "across_seeds", "across_seeds_and_worlds")
@@ -385,6 +388,7 @@ class Scenario:
                 "steps": self.training.steps,
                 **({"users": self.training.users} if self.training.users is not None else {}),
                 **({"reuse": self.training.reuse} if self.training.reuse != "per_task" else {}),
+                **({"tensorboard": True} if self.training.tensorboard else {}),
             },
             "seeds": list(self.seeds),
             "metrics": {"window": self.window},
@@ -712,6 +716,7 @@ def parse_scenario(
     _check_world_points(scenario)
     _check_guardrails(scenario)
     _check_models(scenario)
+    _check_tensorboard(scenario)
     check_resources(scenario, workers)
     if check_agents:
         check_agent_names(scenario)
@@ -767,6 +772,20 @@ def _model_path(model: str | None, source: str) -> str | None:
     if not path.is_absolute() and Path(source).parent.is_dir():
         path = Path(source).parent / path
     return str(path)
+
+
+def _check_tensorboard(scenario: Scenario) -> None:
+    """``training.tensorboard`` needs the tensorboard package."""
+    import importlib.util
+
+    if scenario.training.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ScenarioError(
+            scenario.source,
+            "training.tensorboard",
+            "false unless the tensorboard package is installed",
+            detail="TensorBoard logging needs the tensorboard package: pip install 'bubblegym[tensorboard]' "
+            "(the training curves are written to training.parquet without it)",
+        )
 
 
 def _check_models(scenario: Scenario) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import inspect
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,9 +110,10 @@ def prepare_agent(
     folder.mkdir(exist_ok=True)
     key = model_key(task)
     model, curve_path = folder / f"{key}.agent", folder / f"{key}.training.parquet"
+    board = _tensorboard_dir(task, out_dir, key)
     if scenario.training.reuse == "per_task":
         agent = _build_agent(entry.name, config, params, plan)
-        seconds = _train_if_needed(agent, scenario, steps, config, plan)
+        seconds = _train_if_needed(agent, scenario, steps, config, plan, board)
         agent.save(model)
         return agent, seconds, training_table(agent)
     seconds = 0.0
@@ -122,11 +124,23 @@ def prepare_agent(
             source_plan = SeedPlan.from_seed(seed)
             started = time.perf_counter()
             agent = _build_agent(entry.name, source_config, params, source_plan)
-            _train_if_needed(agent, scenario, steps, source_config, source_plan)
+            _train_if_needed(agent, scenario, steps, source_config, source_plan, board)
             write_parquet_atomic(training_table(agent), curve_path, owner)
             agent.save(model)
             seconds = time.perf_counter() - started
     return load_model_file(model, entry.name, config), seconds, pd.read_parquet(curve_path)
+
+
+def _tensorboard_dir(task: Task, out_dir: Path, key: str) -> str | None:
+    """``RUN_DIR/tensorboard/<key>`` for an SB3 agent when the scenario asks for TensorBoard, else None."""
+    from agents.registry import agent_class
+
+    if not task.scenario.training.tensorboard:
+        return None
+    train = agent_class(task.scenario.agent(task.label).name).train
+    if "tensorboard_log" not in inspect.signature(train).parameters:
+        return None
+    return str(Path(out_dir) / "tensorboard" / key)
 
 
 def _readable(path: Path, name: str, config: Any) -> bool:

@@ -13,7 +13,7 @@ import yaml
 from agents import make_agent
 from agents.training_log import CURVE_POINTS, TrainingCurve
 from experiments.runner import TRAINING, file_sha256, load_manifest, make_tasks, run_scenario, task_file
-from experiments.scenario import load_scenario
+from experiments.scenario import ScenarioError, load_scenario
 from simenv import RecVectorEnv, WorldSpec
 
 SCENARIO = {
@@ -92,3 +92,31 @@ def test_the_report_draws_the_training_curves(run_dir: Path) -> None:
     files = write_report(run_dir)
     assert files.figures["training"].exists() and files.figures["training"].stat().st_size > 5_000
     assert "figures/training.png" in files.markdown.read_text()
+
+
+def test_tensorboard_logs_land_in_the_run_directory_when_asked(tmp_path: Path) -> None:
+    data = {
+        **SCENARIO,
+        "agents": [{"name": "ppo", "params": {"n_envs": 4, "n_steps": 8, "batch_size": 16}}],
+        "training": {"steps": 64, "users": 4, "tensorboard": True},
+        "seeds": 1,
+    }
+    path = tmp_path / "board.yaml"
+    path.write_text(yaml.safe_dump(data))
+    run_scenario(load_scenario(path), tmp_path / "run", workers=1, progress=False)
+    events = list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert len(events) == 1
+    assert len(pd.read_parquet(tmp_path / "run" / TRAINING)) == 16  # 64 / 4 sessions = 16 steps, a row each
+
+
+def test_tensorboard_without_the_package_is_refused_naming_the_extra(tmp_path: Path, monkeypatch) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else find_spec(name, *a)
+    )
+    path = tmp_path / "board.yaml"
+    path.write_text(yaml.safe_dump({**SCENARIO, "training": {"steps": 8, "tensorboard": True}}))
+    with pytest.raises(ScenarioError, match=r"training.tensorboard: .*pip install 'bubblegym\[tensorboard\]'"):
+        load_scenario(path)
