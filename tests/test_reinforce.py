@@ -97,7 +97,9 @@ def test_reinforce_on_random_logs_beats_the_logger() -> None:
         agent = _trained(seed, users=128, steps=40)
         for scores, policy in ((learner, agent), (logger, make_agent("random", SPEC))):
             env = RecVectorEnv(128, preset="default")
-            scores.append(rollout(policy, env, 30, np.random.default_rng(seed), seed=100 + seed).records["reward"].mean())
+            scores.append(
+                rollout(policy, env, 30, np.random.default_rng(seed), seed=100 + seed).records["reward"].mean()
+            )
     effect = paired_effect(np.array(learner), np.array(logger))
     assert effect.low > 0, (effect, learner, logger)
 
@@ -110,3 +112,29 @@ def test_collected_logs_hold_the_loggers_exact_propensities() -> None:
     np.testing.assert_allclose(logs.propensities, np.tile(1.0 / (c - np.arange(k)), (24, 1)))
     np.testing.assert_array_equal(logs.returns, logs.rewards)
     assert logs.candidates.shape == (24, c, SPEC.item_dim) and len(curve.rows) == 3
+
+
+def test_a_scenario_trains_reinforce_on_its_loggers_logs(tmp_path) -> None:
+    """The runner's training budget collects logs from the named logger on the training world
+    and fits them; the fit's epochs are the task's training curve."""
+    import pandas as pd
+    import yaml
+
+    from experiments.runner import TRAINING, run_scenario
+    from experiments.scenario import load_scenario
+
+    data = {
+        "name": "logged",
+        "world": {"preset": "default", "overrides": {"catalog": {"n_items": 200}}},
+        "agents": [{"name": "reinforce", "params": {"logger": "linear_egreedy", "epochs": 3}}],
+        "horizon": {"steps": 4, "users": 8},
+        "training": {"steps": 8 * 5, "users": 8},
+        "seeds": 1,
+    }
+    path = tmp_path / "logged.yaml"
+    path.write_text(yaml.safe_dump(data))
+    run_scenario(load_scenario(path), tmp_path / "run", workers=1, progress=False)
+    curve = pd.read_parquet(tmp_path / "run" / TRAINING)
+    assert len(curve) == 3 and curve["step"].is_monotonic_increasing
+    assert np.isfinite(curve[["policy_loss", "weight", "entropy"]].to_numpy()).all()
+    assert (tmp_path / "run" / "models" / "w000-reinforce-v000-s0.agent").exists()
