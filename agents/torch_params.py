@@ -38,8 +38,11 @@ class ReinforceParams(AgentParams):
 class NeuralSlateQParams(SlateQAgent.Params):
     """SlateQ (Ie et al. 2019) whose item advantages come from the shared candidate scorer."""
 
-    value_learning_rate: float = number(1e-3, "Adam step size of the item-value network", gt=0.0)
-    minibatch: int = integer(64, "rows per SGD step (click model, reward model) and per Adam step", ge=1)
+    q_learning_rate: float = number(
+        0.5, "normalised-LMS rate of the reward model (the item values use value_learning_rate)", gt=0.0, le=1.0
+    )
+    value_learning_rate: float = number(1e-2, "Adam step size of the item-value network", gt=0.0)
+    minibatch: int = integer(16, "rows per SGD step (click model, reward model) and per Adam step", ge=1)
     hidden: tuple[int, ...] = widths((64, 64), "hidden widths of the item-value scorer")
     seed: int = integer(0, "seed of the network's initial weights", ge=0, le=2**31 - 1)
 
