@@ -719,6 +719,8 @@ def resolve(scenario: Scenario) -> dict[str, list[dict[str, Any]]]:
                 "training_steps": scenario.training_steps(entry),
             }
         )
+        if entry.model is not None:  # a served model file: its content is part of what the numbers depend on
+            agents[-1]["model"] = {"path": entry.model, "sha256": file_sha256(Path(entry.model))}
     worlds = [
         {"index": i, "point": point, "config": scenario.world_config(point).to_dict()}
         for i, point in enumerate(scenario.world_points())

@@ -103,3 +103,23 @@ def test_model_files_that_do_not_fit_are_refused_naming_why(shared: Path, tmp_pa
     bad_reuse["training"]["reuse"] = "always"
     with pytest.raises(ScenarioError, match="per_task"):
         load_scenario(write(tmp_path, bad_reuse))
+
+
+def test_a_changed_model_file_is_a_changed_run(shared: Path, tmp_path: Path) -> None:
+    """The manifest fingerprints the served model file's content: resuming over results of
+    another model under the same path is refused."""
+    import shutil
+
+    from experiments.runner import RunError
+
+    model = tmp_path / "served.agent"
+    shutil.copy(shared / "models" / "w000-slateq-v000.agent", model)
+    later = copy.deepcopy(SCENARIO)
+    later["agents"] = [{"name": "slateq", "model": str(model)}]
+    later["training"] = {"steps": 0}
+    path = write(tmp_path, later)
+    run_scenario(load_scenario(path), tmp_path / "run", workers=1, progress=False)
+    with open(model, "ab") as f:  # trailing bytes: the archive still reads, its content hash changes
+        f.write(b"\0")
+    with pytest.raises(RunError, match="computed under another setup"):
+        run_scenario(load_scenario(path), tmp_path / "run", workers=1, progress=False)
