@@ -330,6 +330,10 @@ class ReinforceAgent(Agent):
             total_timesteps: logged user-steps (the world steps ``ceil(total / sessions)`` times).
             seed: seeds the logging world and the logger's draws.
 
+        Returns:
+            ``self``, fitted; :attr:`logger_curve` keeps the logger's own curve on the logging
+            world (reward per user-step, cohort engagement), :attr:`training_curve` the fit's epochs.
+
         Raises:
             AgentError: a logger that is unknown, reads ground truth, or a world of another shape.
         """
