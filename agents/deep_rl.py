@@ -65,6 +65,7 @@ from agents.registry import AgentError, register
 from agents.sb3_env import SB3RecVecEnv, SpacesOnlyVecEnv, as_sb3_vec_env
 from agents.sb3_params import A2CParams, DQNParams, PPOParams
 from agents.slates import epsilon_greedy_probabilities, epsilon_greedy_slates, slot_categorical_probabilities
+from agents.training_log import TrainingCurve
 from simenv import WorldSpec
 from simenv.wrappers import flatten_observation
 
@@ -343,7 +344,11 @@ class SB3Agent(Agent):
             self.model.set_random_seed(int(seed))
         else:
             self.model = self._build(vec, int(seed), tensorboard_log)
-        self.model.learn(total_timesteps=int(total_timesteps), reset_num_timesteps=not self.trained)
+        from agents.sb3_curves import CurveCallback
+
+        self.training_curve = TrainingCurve(-(-int(total_timesteps) // vec.num_envs))
+        callback = CurveCallback(self.training_curve)
+        self.model.learn(total_timesteps=int(total_timesteps), reset_num_timesteps=not self.trained, callback=callback)
         self.trained = True
         done = self.training.get("total_timesteps", 0)
         self.training = {"total_timesteps": done + int(total_timesteps), "seed": int(seed)}

@@ -42,12 +42,21 @@ def register(cls: type[Agent]) -> type[Agent]:
 _BUILTIN_MODULES = ("agents.baselines", "agents.bandits", "agents.vw", "agents.recsys", "agents.slateq")
 """Modules whose agents register on first use of the registry (light imports)."""
 
-_DEFERRED: dict[str, str] = {"ppo": "agents.deep_rl", "a2c": "agents.deep_rl", "dqn": "agents.deep_rl"}
+_DEFERRED: dict[str, str] = {
+    "ppo": "agents.deep_rl",
+    "a2c": "agents.deep_rl",
+    "dqn": "agents.deep_rl",
+    "reinforce": "agents.reinforce",
+    "slateq_neural": "agents.slateq_neural",
+}
 """Agents whose module is imported only when one of them is asked for (torch and
 stable-baselines3 take seconds to import, which every worker process would pay)."""
 
 _DEFERRED_PARAMS = "agents.sb3_params"
 """A light module whose ``PARAMS`` maps each deferred agent's name to its Params class."""
+
+_DEFERRED_PARAMS_OF: dict[str, str] = {"reinforce": "agents.torch_params", "slateq_neural": "agents.torch_params"}
+"""Deferred agents whose Params are in another light module than :data:`_DEFERRED_PARAMS`."""
 
 
 def agent_names() -> list[str]:
@@ -72,7 +81,7 @@ def params_class(name: str) -> type[AgentParams] | None:
     or None for an agent that takes its parameters as keyword arguments of ``__init__``."""
     _load_builtin()
     if name not in _REGISTRY and name in _DEFERRED:
-        return importlib.import_module(_DEFERRED_PARAMS).PARAMS[name]
+        return importlib.import_module(_DEFERRED_PARAMS_OF.get(name, _DEFERRED_PARAMS)).PARAMS[name]
     return agent_class(name).Params
 
 

@@ -70,6 +70,7 @@ from agents.params import AgentParams, flag, integer, number
 from agents.recsys import Embeddings, _check_int, embedding_fields
 from agents.registry import register
 from agents.slates import epsilon_greedy_probabilities, epsilon_greedy_slates
+from agents.training_log import TrainingCurve
 from simenv import RecVectorEnv, WorldConfig, WorldSpec, get_preset
 
 _MAX_LOGIT = 30.0
@@ -189,6 +190,7 @@ class SlateQAgent(Agent):
         self.null_weights = np.zeros(shape[0])  # w0: value of no click, Qbar(s, null) = x^T w0
         self.reward_weights = np.zeros(shape)  # R: immediate reward given a click, x^T R z
         self.forget_users()
+        self.last_td_loss = float("nan")  # of the latest TD step (training curves)
 
     def forget_users(self) -> None:
         """Drop the per-user memory: the feedback histories and the transitions awaiting
@@ -238,10 +240,14 @@ class SlateQAgent(Agent):
     def item_values(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
         """Click logits ``log v(s, i)`` and item values ``Qbar(s, i)`` of every candidate, each (B, C)."""
         x, z = self.state_features(obs), self.item_features(obs["candidates"])
-        return bilinear(x, self.click_weights, z), self.null_values(x)[:, None] + bilinear(x, self.q_weights, z)
+        return bilinear(x, self.click_weights, z), self.null_values(x)[:, None] + self.advantages(x, z)
+
+    def advantages(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """(B, n) ``Qbar(s, i) - Qbar(s, null) = x^T W z_i`` of items z (B, n, I) in states x (B, U)."""
+        return bilinear(x, self.q_weights, z)
 
     def _scores(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
-        logits, advantage = bilinear(x, self.click_weights, z), bilinear(x, self.q_weights, z)
+        logits, advantage = bilinear(x, self.click_weights, z), self.advantages(x, z)
         return np.exp(np.clip(logits, -_MAX_LOGIT, _MAX_LOGIT)) * advantage
 
     def scores(self, obs: Observation) -> np.ndarray:
@@ -291,11 +297,17 @@ class SlateQAgent(Agent):
             raise ValueError(f"slateq: the environment's shape {world} differs from the agent's spec {self.spec}")
         rng = np.random.default_rng(seed)
         obs, _ = env.reset(seed=int(seed))
-        for _ in range(-(-int(total_timesteps) // env.num_envs)):
+        steps = -(-int(total_timesteps) // env.num_envs)
+        self.training_curve = TrainingCurve(steps)
+        for _ in range(steps):
             decision = self.act(obs, rng)
+            users = np.array(obs["user_id"])
             next_obs, reward, _, _, info = env.step(decision.slates)
+            self.last_td_loss = float("nan")
             self.update(obs, decision, Feedback(clicks=info["click"], rewards=reward))
+            self.training_curve.step(reward, users, td_loss=self.last_td_loss)
             obs = next_obs
+        self.training_curve.flush()
         self.forget_users()
         return self
 
@@ -305,7 +317,7 @@ class SlateQAgent(Agent):
         z = self.item_features(np.take_along_axis(obs["candidates"], decision.slates[:, :, None], axis=1))
         probs = conditional_logit(bilinear(x, self.click_weights, z), self.no_click_score)
         # V(s) = sum_j P_j Qbar_j + P_null Qbar_null, with Qbar_j = Qbar_null + x^T W z_j
-        value = self.null_values(x) + np.einsum("bn,bn->b", probs[:, :-1], bilinear(x, self.q_weights, z))
+        value = self.null_values(x) + np.einsum("bn,bn->b", probs[:, :-1], self.advantages(x, z))
         self._td_step(obs["user_id"], value)
         self._click_step(x, z, feedback.clicks)
         self._reward_step(x, z, feedback)
@@ -363,6 +375,22 @@ class SlateQAgent(Agent):
             target += np.where(alive, self.discount**k * step["reward"], 0.0)
         alive &= user_id == oldest["user_id"]
         target += np.where(alive, self.discount**self.n_step * next_value, 0.0)
+        self.last_td_loss = self._td_loss(oldest, target)
+        self._fit_values(oldest, target)
+
+    def _td_loss(self, oldest: dict[str, np.ndarray], target: np.ndarray) -> float:
+        """Mean squared TD error ``(target - Qbar(s, consumed))^2`` of the batch ``oldest``
+        before its step (over the clicked rows only without ``null_value``)."""
+        x, rows = oldest["x"], oldest["rows"]
+        consumed = self.null_values(x) if self.null_value else np.zeros(len(x))
+        if len(rows):
+            consumed[rows] += self.advantages(x[rows], oldest["z"][:, None, :])[:, 0]
+        error = (target - consumed) if self.null_value else (target - consumed)[rows]
+        return float(np.mean(error**2)) if len(error) else float("nan")
+
+    def _fit_values(self, oldest: dict[str, np.ndarray], target: np.ndarray) -> None:
+        """Normalised-LMS steps of the item values toward ``target`` (B,), the n-step
+        targets of the batch ``oldest`` of the trace (see :meth:`_td_step`)."""
         rows = oldest["rows"]
         if not self.null_value:
             x, z = oldest["x"][rows], oldest["z"][:, None, :]

@@ -393,12 +393,15 @@ FIGURES: dict[str, tuple[Callable[[RunData], Any], tuple[str, ...]]] = {
 def draw_figures(run: RunData) -> dict[str, Any]:
     """Every figure whose metrics the run has, except those of :func:`figure_notes`:
     name -> matplotlib Figure."""
+    from experiments.report_training import training_figures
+
     skip = figure_notes(run)
-    return {
+    figures = {
         name: draw(run)
         for name, (draw, needs) in FIGURES.items()
         if name not in skip and all(col in run.windows and col in run.summary for col in needs)
     }
+    return {**figures, **training_figures(run)}
 
 
 # --------------------------------------------------------------------------- reports

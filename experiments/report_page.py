@@ -459,7 +459,24 @@ def draw_report_figures(
             )
     if not no_retention and "retention" in windows and "retention" not in TRAJECTORY_METRICS:
         figures.append(Figure("retention", "Survival", plot_retention(run), BETWEEN_SEEDS))
+    figures += training_report_figures(run)
     return figures, notes
+
+
+def training_report_figures(run: Any) -> list[Figure]:
+    """The training curves of the agents that trained before serving (none if no agent trained)."""
+    from experiments.report_training import training_figures
+
+    return [
+        Figure(
+            name,
+            "Training curves",
+            figure,
+            "What each training agent saw while it trained (on its own separately seeded world), against "
+            f"training user-steps: one panel per recorded quantity, one line per arm. {BETWEEN_SEEDS}",
+        )
+        for name, figure in training_figures(run).items()
+    ]
 
 
 def _survival_from_one(windows: pd.DataFrame) -> pd.DataFrame:

@@ -8,9 +8,11 @@ Layout of a run directory::
                              timings of every invocation, checksums of the merged tables
       tasks/<task>.windows.parquet   per-window metrics of one task
       tasks/<task>.summary.parquet   per-run summary of one task
-      tasks/<task>.done.json         SHA-256 of the task's two files (written last: the "done" mark)
+      tasks/<task>.training.parquet  training curve of a task whose agent trained (agents.training_log)
+      tasks/<task>.done.json         SHA-256 of the task's files (written last: the "done" mark)
       windows.parquet        all tasks' windows, merged at the end
       summary.parquet        all tasks' summaries, merged at the end
+      training.parquet       all tasks' training curves, merged at the end (if any agent trained)
 
 A task is one (world grid point, agent, agent variant, seed). Common random numbers: the
 world seed of a task depends only on its seed, so under one seed every agent (and every
@@ -87,6 +89,9 @@ SUMMARY = "summary.parquet"
 LOCK = ".lock"
 DONE_SUFFIX = "done.json"
 TASK_KINDS = ("windows", "summary")
+OPTIONAL_KINDS = ("training",)
+"""Task tables written only by some tasks (``training``: the curve of an agent that trained)."""
+TRAINING = "training.parquet"
 MANIFEST_FORMAT = 2
 NAN_MEANS_MISSING = frozenset({"predicted"})
 """Trajectory records where NaN is a value (``predicted``: the agent made no prediction)."""
@@ -283,8 +288,9 @@ def run_task(task: Task, out_dir: str, owner: int | None = None) -> dict[str, An
     config = scenario.world_config(task.world_point)
     plan = SeedPlan.from_seed(task.seed)
     with _torch_setup(plan):
-        agent = _build_agent(entry.name, config, {**thaw(entry.params), **task.variant}, plan)
-        train_time = _train_if_needed(agent, scenario, scenario.training_steps(entry), config, plan)
+        from experiments.trained_models import prepare_agent
+
+        agent, train_time, curve = prepare_agent(task, config, plan, Path(out_dir), owner)
         env = RecVectorEnv(scenario.horizon.users, config=config)
         learner = ScheduledLearner(agent, scenario.conditions_at(task.world_point))
         recorders = _decision_recorders(task, Path(out_dir), env, agent, plan, owner)
@@ -312,6 +318,8 @@ def run_task(task: Task, out_dir: str, owner: int | None = None) -> dict[str, An
         wall_time_s=time.perf_counter() - started,
     )
     frames = {"windows": _with_ids(windows, ids), "summary": _with_ids(pd.DataFrame([summary]), ids)}
+    if len(curve):
+        frames["training"] = _with_ids(curve, ids)
     write_task_files(Path(out_dir), task, frames, owner, logs=logs)
     return frames["summary"].iloc[0].to_dict()
 
@@ -372,6 +380,14 @@ def _check_array(values: np.ndarray, task_id: str, what: str, *, stepped: bool, 
     raise RunError(f"task {task_id}: non-finite value {value} in {what} at {where}; metrics need finite numbers")
 
 
+def training_table(agent: Agent) -> pd.DataFrame:
+    """The agent's training curve (:mod:`agents.training_log`: one row per interval), empty if none."""
+    from agents.training_log import curve_rows
+
+    inner = getattr(agent, "inner", agent)
+    return pd.DataFrame(curve_rows(inner))
+
+
 def _build_agent(name: str, config: Any, params: dict[str, Any], plan: SeedPlan) -> Agent:
     """Build the agent; one that takes a ``seed`` the scenario does not fix gets one derived
     from the task's agent seed sequence (so seeds differ between runs, not between agents)."""
@@ -383,7 +399,9 @@ def _build_agent(name: str, config: Any, params: dict[str, Any], plan: SeedPlan)
     return make_agent(name, WorldSpec.from_config(config), **params)
 
 
-def _train_if_needed(agent: Agent, scenario: Scenario, steps: int, config: Any, plan: SeedPlan) -> float:
+def _train_if_needed(
+    agent: Agent, scenario: Scenario, steps: int, config: Any, plan: SeedPlan, tensorboard_log: str | None = None
+) -> float:
     """Train a :class:`~agents.base.Trainable` agent on a separately seeded copy of the world.
 
     The agent gets ``training.users`` concurrent sessions if the scenario sets them, else
@@ -397,7 +415,8 @@ def _train_if_needed(agent: Agent, scenario: Scenario, steps: int, config: Any, 
         from simenv import RecVectorEnv
 
         target = RecVectorEnv(scenario.training.users, config=config, oracle=False)
-    agent.train(target, total_timesteps=steps, seed=plan.training_seed % 2**31)
+    extra = {"tensorboard_log": tensorboard_log} if tensorboard_log is not None else {}
+    agent.train(target, total_timesteps=steps, seed=plan.training_seed % 2**31, **extra)
     return time.perf_counter() - started
 
 
@@ -541,7 +560,8 @@ def write_task_files(
     owner: int | None = None,
     logs: Mapping[str, Path] | None = None,
 ) -> None:
-    """Write a task's two tables, then its done record (checksums) last, each atomically.
+    """Write a task's tables (two, and its training curve if ``frames`` has one), then its done
+    record (checksums) last, each atomically.
 
     An earlier done record is removed first: the task is not done until the new one lands.
     ``logs`` (kind -> path) are files already in place (the decision log) whose checksums
@@ -550,7 +570,10 @@ def write_task_files(
     record_path = done_record_path(out_dir, task)
     record_path.unlink(missing_ok=True)
     files = {}
-    for kind in TASK_KINDS:
+    for kind in OPTIONAL_KINDS:
+        if kind not in frames:
+            task_file(out_dir, task, kind).unlink(missing_ok=True)
+    for kind in (*TASK_KINDS, *(k for k in OPTIONAL_KINDS if k in frames)):
         path = task_file(out_dir, task, kind)
         data = parquet_bytes(frames[kind])
         write_bytes_atomic(data, path, owner)
@@ -568,9 +591,8 @@ def task_problem(out_dir: Path, task: Task) -> str | None:
         return f"no done record {_relative(record_path)}"
     try:
         record = json.loads(record_path.read_bytes())
-        expected = {
-            kind: (str(record["files"][kind]["sha256"]), int(record["files"][kind]["bytes"])) for kind in TASK_KINDS
-        }
+        kinds = (*TASK_KINDS, *(k for k in OPTIONAL_KINDS if k in record["files"]))
+        expected = {kind: (str(record["files"][kind]["sha256"]), int(record["files"][kind]["bytes"])) for kind in kinds}
     except (ValueError, KeyError, TypeError) as err:
         return f"its done record {_relative(record_path)} is unreadable ({type(err).__name__}: {err})"
     if task.scenario.log_decisions:
@@ -609,7 +631,8 @@ def _relative(path: Path) -> str:
 
 def task_started(out_dir: Path, task: Task) -> bool:
     """Some file of ``task`` (a table or its done record) exists."""
-    paths = [done_record_path(out_dir, task), *(task_file(out_dir, task, kind) for kind in TASK_KINDS)]
+    kinds = (*TASK_KINDS, *OPTIONAL_KINDS)
+    paths = [done_record_path(out_dir, task), *(task_file(out_dir, task, kind) for kind in kinds)]
     return any(p.exists() for p in paths)
 
 
@@ -754,6 +777,8 @@ def resolve(scenario: Scenario) -> dict[str, list[dict[str, Any]]]:
                 "training_steps": scenario.training_steps(entry),
             }
         )
+        if entry.model is not None:  # a served model file: its content is part of what the numbers depend on
+            agents[-1]["model"] = {"path": entry.model, "sha256": file_sha256(Path(entry.model))}
     worlds = [
         {"index": i, "point": point, "config": scenario.world_config(point).to_dict()}
         for i, point in enumerate(scenario.world_points())
@@ -1337,9 +1362,9 @@ def _refuse_foreign(out: Path) -> None:
 
 def _clear(out: Path) -> None:
     """Delete a run's files from ``out`` (not the lock, not unrelated files)."""
-    for name in (TASKS_DIR, LOGS_DIR, "figures"):
+    for name in (TASKS_DIR, LOGS_DIR, "figures", "models", "tensorboard"):
         shutil.rmtree(out / name, ignore_errors=True)
-    for name in (MANIFEST, WINDOWS, SUMMARY, "report.md", "report.html", "summary.csv"):
+    for name in (MANIFEST, WINDOWS, SUMMARY, TRAINING, "report.md", "report.html", "summary.csv"):
         (out / name).unlink(missing_ok=True)
     remove_temporaries(out)
 
@@ -1363,7 +1388,7 @@ def _complete(out: Path, old: Mapping[str, Any], manifest: Mapping[str, Any]) ->
     outputs = old.get("outputs")
     if old.get("status") != "complete" or old.get("tasks") != manifest["tasks"] or not isinstance(outputs, dict):
         return False
-    for name in (WINDOWS, SUMMARY):
+    for name in (WINDOWS, SUMMARY, *((TRAINING,) if TRAINING in outputs else ())):
         path = out / name
         if not path.exists() or outputs.get(name) != file_sha256(path):
             return False
@@ -1404,4 +1429,21 @@ def merge_results(
         WINDOWS: write_parquet_atomic(windows, out_dir / WINDOWS, owner),
         SUMMARY: write_parquet_atomic(summary, out_dir / SUMMARY, owner),
     }
+    curves = [_task_curve(out_dir, task) for task in tasks]
+    curves = [frame for frame in curves if frame is not None]
+    if curves:
+        outputs[TRAINING] = write_parquet_atomic(pd.concat(curves, ignore_index=True), out_dir / TRAINING, owner)
+    else:
+        (out_dir / TRAINING).unlink(missing_ok=True)
     return summary, outputs
+
+
+def _task_curve(out_dir: Path, task: Task) -> pd.DataFrame | None:
+    """The task's training curve (checked by :func:`task_done` against its done record), or None."""
+    path = task_file(out_dir, task, "training")
+    record = json.loads(done_record_path(out_dir, task).read_bytes())
+    if "training" not in record["files"]:
+        return None
+    frame = pd.read_parquet(path)
+    frame.insert(0, "task", task.task_id)
+    return frame

@@ -166,12 +166,15 @@ class AgentEntry:
         label: a unique label within the scenario (default: the name).
         params: keyword arguments of the agent.
         training_steps: this agent's training budget (None: the scenario's).
+        model: a trained model file (:meth:`agents.base.Agent.save`) served instead of
+            building and training the agent; absolute, or relative to the scenario file.
     """
 
     name: str
     label: str
     params: FrozenMap = field(default_factory=FrozenMap)
     training_steps: int | None = None
+    model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,10 +193,21 @@ class Training:
     Attributes:
         steps: user-steps of training (summed over sessions); 0 = no training.
         users: concurrent training sessions (None: the agent's own default).
+        reuse: which tasks share one trained model (:data:`REUSE`), saved in the run's ``models/``.
+        tensorboard: SB3 agents also log to TensorBoard in the run's ``tensorboard/<model>/``
+            (needs the ``tensorboard`` package).
     """
 
     steps: int = 0
     users: int | None = None
+    reuse: str = "per_task"
+    tensorboard: bool = False
+
+
+REUSE = ("per_task", "across_seeds", "across_seeds_and_worlds")
+"""``training.reuse``: a model per task; one per (world point, agent, variant), trained with
+the first seed's training seed and served under every seed; one per (agent, variant),
+trained at the first world point and served at every world point and seed."""
 
 
 @dataclass(frozen=True)
@@ -364,6 +378,7 @@ class Scenario:
                     "label": a.label,
                     "params": thaw(a.params),
                     **({"training_steps": a.training_steps} if a.training_steps is not None else {}),
+                    **({"model": a.model} if a.model is not None else {}),
                 }
                 for a in self.agents
             ],
@@ -375,6 +390,8 @@ class Scenario:
             "training": {
                 "steps": self.training.steps,
                 **({"users": self.training.users} if self.training.users is not None else {}),
+                **({"reuse": self.training.reuse} if self.training.reuse != "per_task" else {}),
+                **({"tensorboard": True} if self.training.tensorboard else {}),
             },
             "seeds": list(self.seeds),
             "metrics": {"window": self.window},
@@ -703,6 +720,8 @@ def parse_scenario(
     _check_task_count(scenario)
     _check_world_points(scenario)
     _check_guardrails(scenario)
+    _check_models(scenario)
+    _check_tensorboard(scenario)
     check_resources(scenario, workers)
     if check_agents:
         check_agent_names(scenario)
@@ -743,8 +762,82 @@ def _parse_agents(items: list[dict[str, Any]], source: str) -> tuple[AgentEntry,
             raise ScenarioError(
                 source, f"agents[{i}].label", "a label not used by an earlier agent (add label: ...)", label
             )
-        entries.append(AgentEntry(item["name"], label, FrozenMap(item.get("params") or {}), item.get("training_steps")))
+        model = _model_path(item.get("model"), source)
+        entries.append(
+            AgentEntry(item["name"], label, FrozenMap(item.get("params") or {}), item.get("training_steps"), model)
+        )
     return tuple(entries)
+
+
+def _model_path(model: str | None, source: str) -> str | None:
+    """A model path as given if absolute, else relative to the scenario file's directory."""
+    if model is None:
+        return None
+    path = Path(model)
+    if not path.is_absolute() and Path(source).parent.is_dir():
+        path = Path(source).parent / path
+    return str(path)
+
+
+def _check_tensorboard(scenario: Scenario) -> None:
+    """``training.tensorboard`` needs the tensorboard package."""
+    import importlib.util
+
+    if scenario.training.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ScenarioError(
+            scenario.source,
+            "training.tensorboard",
+            "false unless the tensorboard package is installed",
+            detail="TensorBoard logging needs the tensorboard package: pip install 'bubblegym[tensorboard]' "
+            "(the training curves are written to training.parquet without it)",
+        )
+
+
+def _check_models(scenario: Scenario) -> None:
+    """Agents served from a trained model file: the file is an agent file of that agent, for
+    the world shape of every world point, and the entry neither sets params nor is swept."""
+    from agents.persist import ModelFileError, read_agent
+    from simenv import WorldSpec
+
+    for i, entry in enumerate(scenario.agents):
+        if entry.model is None:
+            continue
+        where = f"agents[{i}].model"
+        if entry.params:
+            raise ScenarioError(
+                scenario.source,
+                f"agents[{i}].params",
+                "absent for an agent served from a model file (its parameters are the file's)",
+                thaw(entry.params),
+            )
+        if scenario.agent_axes(entry.label):
+            raise ScenarioError(
+                scenario.source,
+                where,
+                "an agent that no sweep axis targets (a model file has fixed parameters)",
+                entry.model,
+            )
+        try:
+            record = read_agent(entry.model)
+        except ModelFileError as err:
+            raise ScenarioError(scenario.source, where, "a trained model file (Agent.save)", detail=str(err)) from None
+        if record.agent != entry.name:
+            raise ScenarioError(
+                scenario.source,
+                where,
+                f"a model of a {entry.name!r} agent (the entry's name)",
+                f"a {record.agent!r} model",
+            )
+        for point in scenario.world_points():
+            spec = WorldSpec.from_config(scenario.world_config(point))
+            if record.spec != spec:
+                raise ScenarioError(
+                    scenario.source,
+                    where,
+                    f"a model for this scenario's world shape {spec}",
+                    detail=f"{entry.model} holds a model for the world shape {record.spec}; this scenario's world "
+                    f"{'at ' + str(dict(point)) + ' ' if point else ''}has the shape {spec}",
+                )
 
 
 def _label_ok(label: str) -> bool:
