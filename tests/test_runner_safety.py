@@ -481,7 +481,7 @@ def test_a_non_finite_trajectory_stops_the_task_before_metrics(
 
 def test_trainable_is_the_declared_capability_of_the_agents_that_train() -> None:
     trainable = {name for name in agent_names() if issubclass(agent_class(name), Trainable)}
-    assert trainable == {"a2c", "dqn", "ppo", "slateq"}
+    assert trainable == {"a2c", "dqn", "ppo", "reinforce", "slateq", "slateq_neural"}
     for name in trainable:  # the runner's call binds to every trainable agent's signature
         inspect.signature(agent_class(name).train).bind(object(), None, total_timesteps=1, seed=0)
 
