@@ -29,6 +29,7 @@ __all__ = [
     "make_agent",
     "params_class",
     "register",
+    "takes_any_keyword",
 ]
 
 
@@ -114,7 +115,7 @@ def make_agent(name: str, spec: WorldSpec, **params: Any) -> Agent:
     cls = agent_class(name)
     allowed = agent_parameters(name)
     unknown = sorted(set(params) - set(allowed))
-    if unknown and not _takes_any_keyword(cls):
+    if unknown and not takes_any_keyword(name):
         raise AgentError(f"agent {name!r} got unknown argument(s) {unknown}; allowed: {sorted(allowed)}")
     return cls(spec, **params)
 
@@ -170,11 +171,15 @@ def custom_agent_class(name: str) -> type[Agent]:
     return cls
 
 
-def _takes_any_keyword(cls: type[Agent]) -> bool:
-    """A user's own class without Params whose ``__init__`` takes ``**kwargs`` (it checks its own)."""
-    if cls.Params is not None or not is_custom_name(cls.name):
+def takes_any_keyword(name: str) -> bool:
+    """Whether ``name`` is a class of one's own without Params whose ``__init__`` takes
+    ``**kwargs`` (it checks its own keyword arguments, so unknown ones are not refused here)."""
+    if not is_custom_name(name):
         return False
-    return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values())
+    cls = custom_agent_class(name)
+    return cls.Params is None and any(
+        p.kind is p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values()
+    )
 
 
 def _load_builtin() -> None:

@@ -923,7 +923,14 @@ def check_agent_names(scenario: Scenario) -> None:
     """Check every agent name and parameter (fixed or swept) against the agent registry, and
     every value against the parameter's declared rule (the agent's Params: range, type,
     choices), without building the agent (:func:`check_agents_build` builds it next)."""
-    from agents.registry import AgentError, agent_names, agent_parameters, custom_agent_class, is_custom_name
+    from agents.registry import (
+        AgentError,
+        agent_names,
+        agent_parameters,
+        custom_agent_class,
+        is_custom_name,
+        takes_any_keyword,
+    )
 
     names = agent_names()
     for i, entry in enumerate(scenario.agents):
@@ -946,7 +953,7 @@ def check_agent_names(scenario: Scenario) -> None:
         except AgentError as err:  # pragma: no cover - registry race
             raise ScenarioError(scenario.source, f"agents[{i}].name", "a registered agent", detail=str(err)) from None
         for key in entry.params:
-            if key not in allowed and not _takes_any_keyword(entry.name):
+            if key not in allowed and not takes_any_keyword(entry.name):
                 raise ScenarioError(
                     scenario.source,
                     f"agents[{i}].params.{key}",
@@ -959,14 +966,6 @@ def check_agent_names(scenario: Scenario) -> None:
                     scenario.source, f"sweep.{axis.path}", f"a parameter of {entry.name!r}: {sorted(allowed)}", axis.key
                 )
         _check_agent_values(scenario, i, entry)
-
-
-def _takes_any_keyword(name: str) -> bool:
-    """A class of one's own whose ``__init__`` takes ``**kwargs`` (building it checks them)."""
-    from agents.registry import _takes_any_keyword as takes_any
-    from agents.registry import agent_class, is_custom_name
-
-    return is_custom_name(name) and takes_any(agent_class(name))
 
 
 def _check_agent_values(scenario: Scenario, index: int, entry: AgentEntry) -> None:
