@@ -118,12 +118,29 @@ def _entry(out: Path, metric: str) -> dict:
 
 
 @pytest.mark.slow
-def test_a_good_bandit_passes_the_vetting_suite(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    suite = _tiny_suite(tmp_path / "suite", SUITE_NAMES, users=48, steps=60, seeds=6)
+def test_a_good_bandit_passes_the_default_scenario_of_the_suite(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """LinUCB with alpha 0.8 against the incumbent LinUCB (alpha 1): every guardrail of the
+    reference world passes at 48 users x 60 steps x 6 seeds (engagement lift about +0.1 %,
+    lower bound about -0.6 % against -2 %; entropy and homogenisation changes under 0.01)."""
+    suite = _tiny_suite(tmp_path / "suite", ("default",), users=48, steps=60, seeds=6)
     code, text, _ = _vet(capsys, "linucb:alpha=0.8", "--suite", str(suite), "--out", str(tmp_path / "out"))
     verdict = json.loads((tmp_path / "out" / "verdict.json").read_text())
     assert code == 0 and verdict["overall"] == "pass", text
-    assert len(verdict["guardrails"]) == 17 and "Overall: PASS" in text
+    assert len(verdict["guardrails"]) == 6 and "Overall: PASS" in text
+
+
+@pytest.mark.slow
+def test_the_incumbent_passes_every_scenario_of_the_suite(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The baseline itself as the candidate: under common random numbers its paired changes
+    are exactly zero on every seed (a break in the pairing would show as spread), so every
+    relative guardrail passes, and the absolute thresholds are attainable."""
+    suite = _tiny_suite(tmp_path / "suite", SUITE_NAMES, users=48, steps=60, seeds=2)
+    code, text, _ = _vet(capsys, "linucb:alpha=1.0", "--suite", str(suite), "--out", str(tmp_path / "out"))
+    verdict = json.loads((tmp_path / "out" / "verdict.json").read_text())
+    assert code == 0 and verdict["overall"] == "pass", text
+    relative = [g for g in verdict["guardrails"] if g["kind"] == "relative"]
+    assert len(verdict["guardrails"]) == 17 and len(relative) == 14
+    assert all(g["estimate"] == 0.0 and g["bound"] == 0.0 for g in relative)
 
 
 def test_a_saved_agent_file_is_vetted(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
