@@ -25,6 +25,7 @@ __all__ = [
     "agent_parameters",
     "check_parameter",
     "custom_agent_class",
+    "custom_agent_digest",
     "is_custom_name",
     "make_agent",
     "params_class",
@@ -169,6 +170,28 @@ def custom_agent_class(name: str) -> type[Agent]:
     if not cls.name:
         cls.name = name  # what result rows and saved files record
     return cls
+
+
+def custom_agent_digest(name: str, params: dict[str, Any]) -> str | None:
+    """For a class of one's own, SHA-256 of its module's source (and of the file a
+    :class:`agents.saved.SavedAgent` reads), so a run does not resume across edits to code
+    or files outside the project; None for a registered agent (the project's code version
+    covers it)."""
+    if not is_custom_name(name):
+        return None
+    import hashlib
+    from pathlib import Path
+
+    cls = custom_agent_class(name)
+    digest = hashlib.sha256()
+    try:
+        digest.update(inspect.getsource(inspect.getmodule(cls)).encode())
+    except (OSError, TypeError):  # no source available (a compiled or interactive module)
+        digest.update(name.encode())
+    path = params.get("path") if name == "agents.saved:SavedAgent" else None
+    if isinstance(path, str) and Path(path).is_file():
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
 
 
 def takes_any_keyword(name: str) -> bool:

@@ -250,3 +250,17 @@ def test_the_documented_example_agent_runs_in_a_scenario(tmp_path: Path, monkeyp
     traj = rollout(agent, env, 4, np.random.default_rng(0), seed=0)
     assert agent.params == {"agent": "mypolicies_doc:TopTopic", "rate": 2.0}
     assert np.abs(agent.taste).sum() > 0 and traj.records["explored"].sum() == 0
+
+
+def test_a_run_does_not_resume_across_edits_to_an_own_class(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from experiments.runner import RunError, run_scenario
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "agents-custom.md").read_text()
+    module = tmp_path / "mypolicies_edit.py"
+    module.write_text(doc.split("```python\n", 1)[1].split("```", 1)[0])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    data = {"name": "edit", "agents": [{"name": "mypolicies_edit:TopTopic"}], "horizon": {"steps": 3, "users": 4}}
+    run_scenario(parse_scenario(data), tmp_path / "run", workers=1, progress=False)
+    module.write_text(module.read_text() + "\n# edited\n")
+    with pytest.raises(RunError, match="another setup: the resolved agent parameters"):
+        run_scenario(parse_scenario(data), tmp_path / "run", workers=1, progress=False)
