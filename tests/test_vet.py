@@ -193,6 +193,15 @@ def test_bad_suites_and_levels_are_named(tmp_path: Path, capsys: pytest.CaptureF
     (bad / "plain.yaml").write_text(yaml.safe_dump(labelled))
     code, _, err = _vet(capsys, "linucb", "--suite", str(bad))
     assert code == 2 and "plain.yaml: guardrails: must be at least one guardrail" in err
+    guarded = {**labelled, "guardrails": [{"metric": "ctr", "op": ">=", "threshold": 0, "agent": "baseline"}]}
+    (bad / "plain.yaml").write_text(yaml.safe_dump(guarded))
+    code, _, err = _vet(capsys, "linucb", "--suite", str(bad))
+    assert code == 2 and "plain.yaml: guardrails[0].agent: must be 'candidate' (or absent)" in err
+    guarded["guardrails"][0]["agent"] = "candidate"
+    (bad / "plain.yaml").write_text(yaml.safe_dump(guarded))
+    (bad / "twin.yaml").write_text(yaml.safe_dump(guarded))
+    code, _, err = _vet(capsys, "linucb", "--suite", str(bad))
+    assert code == 2 and "twin.yaml: name: must be a name no other file of the suite uses" in err
     code, _, err = _vet(capsys, "linucb", "--suite", str(SUITE), "--level", "1.5")
     assert code == 2 and "level must be a number in (0.5, 1)" in err
 
