@@ -9,10 +9,14 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 import simenv
+
+if TYPE_CHECKING:
+    from experiments.scenario import Scenario
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -89,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guardrails_after_run(scenario: object, out: Path) -> None:
+def _guardrails_after_run(scenario: Scenario, out: Path) -> None:
     """Judge the scenario's guardrails (if any): a verdict table and ``out/verdict.json``."""
     from experiments.guardrails import evaluate_run, format_verdict, write_verdict
     from experiments.report import load_run
