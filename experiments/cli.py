@@ -87,6 +87,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"\n{scenario.name}: {done} in {result.seconds:.1f} s -> {out}")
     print(run_summary_text(load_run(out)))
     print(f"\nmean ± 95% CI half-width over {len(scenario.seeds)} seed(s)")
+    _guardrails_after_run(scenario, out)
     if args.no_report:
         return 0
     if result.changed or not (out / "report.html").exists():
@@ -109,6 +110,36 @@ def _check_baseline(scenario: Scenario, baseline: str) -> None:
         {"arm": [t.arm for t in tasks], "agent": [t.label for t in tasks], "variant": [t.variant_label for t in tasks]}
     )
     resolve_baseline(arms, baseline)
+
+
+def _guardrails_after_run(scenario: Scenario, out: Path) -> None:
+    """Judge the scenario's guardrails (if any): a verdict table and ``out/verdict.json``."""
+    from experiments.guardrails import evaluate_run, format_verdict, write_verdict
+    from experiments.report import load_run
+
+    if scenario.guardrails:
+        verdict = evaluate_run(load_run(out).summary, scenario.guardrails, scenario.name)
+        print(f"\n{format_verdict(verdict)}\nverdicts: {write_verdict(out, verdict)}")
+
+
+def _vet(args: argparse.Namespace) -> int:
+    from experiments.guardrails import format_verdict
+    from experiments.vet import vet
+
+    result = vet(
+        args.policy,
+        args.suite,
+        baseline=args.baseline,
+        out=args.out,
+        seeds=args.seeds,
+        level=args.level,
+        workers=args.workers,
+        progress=not args.quiet,
+        force=args.force,
+    )
+    print(format_verdict(result.verdict))
+    print(f"verdicts: {result.out / 'verdict.json'} (and one per scenario in {result.out}/<scenario>/)")
+    return result.exit_code
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -252,6 +283,36 @@ def build_parser() -> argparse.ArgumentParser:
         "what", nargs="?", choices=["presets", "agents", "scenarios"], help="one section only (default: all three)"
     )
     lst.add_argument("name", nargs="?", help="with 'agents': one agent, every parameter with its range and meaning")
+
+    vet = sub.add_parser(
+        "vet",
+        help="vet a policy against a suite of scenarios with guardrails (exit 0 pass, 1 fail, 2 inconclusive/error)",
+        description="Run POLICY and a baseline on every scenario of a vetting suite and judge the suite's "
+        "guardrails with one-sided confidence bounds over seeds (paired for relative guardrails), Holm-corrected. "
+        "Exit code: 0 every guardrail passes, 1 any fails, 2 any is inconclusive or an error occurred. "
+        "Off-policy estimates from logged data (--logs) are not available yet.",
+        epilog="examples:\n  bubblegym vet linucb:alpha=0.5\n  bubblegym vet model.bgagent --suite scenarios/vetting "
+        "--seeds 10\n  bubblegym vet mypkg.policies:TopTopic --baseline popularity --out runs/vet-top",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    vet.add_argument(
+        "policy",
+        help="a registry spec NAME[:key=value,...] (linucb:alpha=0.5), a saved agent file, "
+        "or a class of your own package.module:Class[:key=value,...]",
+    )
+    vet.add_argument(
+        "--suite", default="vetting", help="a folder of scenario files, or a shipped suite (default vetting)"
+    )
+    vet.add_argument("--baseline", help="the baseline's spec (default: each scenario's own 'baseline' agent)")
+    vet.add_argument("--out", help="output folder (default runs/vet-<policy>); rerun to resume")
+    vet.add_argument("--seeds", type=_positive_int, help="use seeds 0..N-1 instead of each scenario's")
+    vet.add_argument("--level", type=float, default=0.95, help="family-wise confidence level (default 0.95)")
+    vet.add_argument("--workers", type=_positive_int, help="parallel workers (default: cores)")
+    vet.add_argument("--force", action="store_true", help="replace results in --out computed by another setup")
+    vet.add_argument("--quiet", action="store_true", help="no progress bars")
+    vet.set_defaults(func=_vet)
+
+    lst = sub.add_parser("list", help="list world presets, agents and shipped scenarios")
     lst.set_defaults(func=_list)
 
     from experiments.ope_cli import add_ope_parsers
@@ -314,6 +375,14 @@ def _sigterm_interrupts() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; exit codes: 0 done, 2 an error (one line on stderr), 128 + the signal
     number when stopped by Ctrl-C (130) or SIGTERM (143)."""
+
+    from agents.persist import ModelFileError
+    from agents.registry import AgentError
+    from experiments.guardrails import GuardrailError
+    from experiments.runner import RunError, describe_os_error
+    from experiments.scenario import ScenarioError
+    from simenv.config import ConfigError
+
     args = build_parser().parse_args(argv)
     prefix = f"bubblegym {args.command}:"
     try:
@@ -327,6 +396,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the output was piped into a reader that stopped (e.g. `| head`)
         sys.stdout = open(os.devnull, "w")  # Python's documented recipe: no second error at exit
         return 1
+
+    except (ScenarioError, RunError, ConfigError, AgentError, GuardrailError, ModelFileError) as err:
+        print(f"{prefix} {err}", file=sys.stderr)
+        return 2
     except OSError as err:
         from experiments.runner import describe_os_error
 

@@ -760,7 +760,7 @@ def git_state() -> dict[str, Any]:
 def resolve(scenario: Scenario) -> dict[str, list[dict[str, Any]]]:
     """The scenario as it runs: every world grid point's full config and every agent's
     parameters with their defaults filled in (``{"worlds": [...], "agents": [...]}``)."""
-    from agents.registry import agent_parameters
+    from agents.registry import agent_parameters, custom_agent_digest
 
     agents = []
     for entry in scenario.agents:
@@ -775,6 +775,7 @@ def resolve(scenario: Scenario) -> dict[str, list[dict[str, Any]]]:
                 "params": {**_jsonable(defaults), **thaw(entry.params)},
                 "sweep": [axis.path for axis in scenario.agent_axes(entry.label)],
                 "training_steps": scenario.training_steps(entry),
+                **({"code": digest} if (digest := custom_agent_digest(entry.name, thaw(entry.params))) else {}),
             }
         )
         if entry.model is not None:  # a served model file: its content is part of what the numbers depend on

@@ -231,12 +231,33 @@ class Conditions:
 
 @dataclass(frozen=True)
 class Guardrail:
-    """``metric op threshold`` must hold (for every agent, or only ``agent``)."""
+    """``metric op threshold`` must hold (for every agent, or only ``agent``).
+
+    Absolute without ``baseline`` (``retention >= 0.9``); relative with ``baseline`` (an
+    agent label): the per-seed paired change of the arm against the baseline, as a
+    ``difference`` (arm - baseline, the metric's unit) or a ``percent`` lift
+    (100 (arm / baseline - 1)). ``op`` ``within`` takes ``threshold`` ``[lo, hi]``.
+    Evaluated with one-sided confidence bounds by :mod:`experiments.guardrails`.
+    """
 
     metric: str
     op: str
-    threshold: float
+    threshold: float | tuple[float, float]
     agent: str | None = None
+    baseline: str | None = None
+    change: str = "difference"
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The guardrail in file format (optional keys only when set)."""
+        out: dict[str, Any] = {"metric": self.metric, "op": self.op, "threshold": thaw(self.threshold)}
+        if self.agent:
+            out["agent"] = self.agent
+        if self.baseline:
+            out.update(baseline=self.baseline, change=self.change)
+        if self.note:
+            out["note"] = self.note
+        return out
 
 
 @dataclass(frozen=True)
@@ -401,10 +422,7 @@ class Scenario:
                 "feedback_delay": self.conditions.feedback_delay,
                 "freeze_after": self.conditions.freeze_after,
             },
-            "guardrails": [
-                {"metric": g.metric, "op": g.op, "threshold": g.threshold, **({"agent": g.agent} if g.agent else {})}
-                for g in self.guardrails
-            ],
+            "guardrails": [g.to_dict() for g in self.guardrails],
             "sweep": {axis.path: thaw(axis.values) for axis in self.sweep},
             **({"logging": {"decisions": True}} if self.log_decisions else {}),  # absent: old fingerprints hold
         }
@@ -709,7 +727,7 @@ def parse_scenario(
         seeds=seeds,
         window=data.get("metrics", {}).get("window", min(DEFAULT_WINDOW, horizon.steps)),
         conditions=Conditions(**data.get("conditions", {})),
-        guardrails=tuple(Guardrail(**g) for g in data.get("guardrails", [])),
+        guardrails=tuple(Guardrail(**{**g, "threshold": _freeze(g["threshold"])}) for g in data.get("guardrails", [])),
         sweep=tuple(SweepAxis(path, _freeze(values)) for path, values in (data.get("sweep") or {}).items()),
         source=source,
         log_decisions=bool(data.get("logging", {}).get("decisions", False)),
@@ -753,7 +771,7 @@ def _integers(data: dict[str, Any]) -> dict[str, Any]:
 def _parse_agents(items: list[dict[str, Any]], source: str) -> tuple[AgentEntry, ...]:
     entries: list[AgentEntry] = []
     for i, item in enumerate(items):
-        label = item.get("label", item["name"])
+        label = item.get("label", item["name"].rpartition(":")[2])  # a class of one's own: its class name
         if "label" not in item and not _label_ok(label):
             raise ScenarioError(
                 source, f"agents[{i}].label", "1-64 characters matching [A-Za-z0-9_-] (the name is not)", label
@@ -956,28 +974,84 @@ def _check_guardrails(scenario: Scenario) -> None:
     for i, guard in enumerate(scenario.guardrails):
         if guard.metric not in known:
             raise ScenarioError(scenario.source, f"guardrails[{i}].metric", f"a metric name {known}", guard.metric)
-        if not math.isfinite(guard.threshold):
-            raise ScenarioError(scenario.source, f"guardrails[{i}].threshold", "a finite number", guard.threshold)
+        _check_threshold(scenario.source, i, guard)
         if guard.agent is not None and guard.agent not in labels:
             raise ScenarioError(scenario.source, f"guardrails[{i}].agent", f"one of {labels}", guard.agent)
+        _check_guardrail_baseline(scenario, i, guard, labels)
+
+
+def _check_threshold(source: str, index: int, guard: Guardrail) -> None:
+    """A finite number, or for ``within`` a finite pair ``[lo, hi]`` with lo <= hi."""
+    where = f"guardrails[{index}].threshold"
+    if guard.op == "within":
+        pair = guard.threshold
+        ok = isinstance(pair, tuple) and len(pair) == 2 and all(_finite(v) for v in pair) and pair[0] <= pair[1]
+        if not ok:
+            raise ScenarioError(source, where, "a pair [lo, hi] of finite numbers with lo <= hi (op within)", pair)
+    elif not _finite(guard.threshold):
+        raise ScenarioError(source, where, f"a finite number (op {guard.op})", thaw(guard.threshold))
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_guardrail_baseline(scenario: Scenario, index: int, guard: Guardrail, labels: list[str]) -> None:
+    """A relative guardrail's baseline is another, unswept agent; ``percent`` needs a baseline."""
+    where = f"guardrails[{index}]"
+    if guard.baseline is None:
+        if guard.change != "difference":
+            raise ScenarioError(
+                scenario.source, f"{where}.change", "'difference' unless a baseline is given", guard.change
+            )
+        return
+    if guard.baseline not in labels:
+        raise ScenarioError(scenario.source, f"{where}.baseline", f"an agent label, one of {labels}", guard.baseline)
+    if guard.agent == guard.baseline:
+        raise ScenarioError(
+            scenario.source, f"{where}.baseline", "a label other than the guarded agent's", guard.baseline
+        )
+    if scenario.agent_axes(guard.baseline):
+        raise ScenarioError(
+            scenario.source, f"{where}.baseline", "an agent whose parameters are not swept (one arm)", guard.baseline
+        )
 
 
 def check_agent_names(scenario: Scenario) -> None:
     """Check every agent name and parameter (fixed or swept) against the agent registry, and
     every value against the parameter's declared rule (the agent's Params: range, type,
     choices), without building the agent (:func:`check_agents_build` builds it next)."""
-    from agents.registry import AgentError, agent_names, agent_parameters
+    from agents.registry import (
+        AgentError,
+        agent_names,
+        agent_parameters,
+        custom_agent_class,
+        is_custom_name,
+        takes_any_keyword,
+    )
 
     names = agent_names()
     for i, entry in enumerate(scenario.agents):
-        if entry.name not in names:
-            raise ScenarioError(scenario.source, f"agents[{i}].name", f"a registered agent {names}", entry.name)
+        if is_custom_name(entry.name):
+            try:
+                custom_agent_class(entry.name)
+            except AgentError as err:
+                raise ScenarioError(
+                    scenario.source, f"agents[{i}].name", "a class implementing the agent interface", detail=str(err)
+                ) from None
+        elif entry.name not in names:
+            raise ScenarioError(
+                scenario.source,
+                f"agents[{i}].name",
+                f"a registered agent {names} or a class of your own 'package.module:Class'",
+                entry.name,
+            )
         try:
             allowed = agent_parameters(entry.name)
         except AgentError as err:  # pragma: no cover - registry race
             raise ScenarioError(scenario.source, f"agents[{i}].name", "a registered agent", detail=str(err)) from None
         for key in entry.params:
-            if key not in allowed:
+            if key not in allowed and not takes_any_keyword(entry.name):
                 raise ScenarioError(
                     scenario.source,
                     f"agents[{i}].params.{key}",

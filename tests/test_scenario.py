@@ -118,7 +118,7 @@ BAD_FILES = [
         "guardrail op",
         _with({"guardrails": [{"metric": "retention", "op": "==", "threshold": 1}]}),
         "guardrails[0].op",
-        ["one of ['<', '<=', '>', '>=']", "'=='"],
+        ["one of ['<', '<=', '>', '>=', 'within']", "'=='"],
     ),
     (
         "guardrail metric",
