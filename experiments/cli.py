@@ -283,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         "what", nargs="?", choices=["presets", "agents", "scenarios"], help="one section only (default: all three)"
     )
     lst.add_argument("name", nargs="?", help="with 'agents': one agent, every parameter with its range and meaning")
+    lst.set_defaults(func=_list)
 
     vet = sub.add_parser(
         "vet",
@@ -291,9 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         "guardrails with one-sided confidence bounds over seeds (paired for relative guardrails), Holm-corrected. "
         "Exit code: 0 every guardrail passes, 1 any fails, 2 any is inconclusive or an error occurred. "
         "Off-policy estimates from logged data (--logs) are not available yet.",
-        epilog="examples:\n  bubblegym vet linucb:alpha=0.5\n  bubblegym vet model.bgagent --suite scenarios/vetting "
-        "--seeds 10\n  bubblegym vet mypkg.policies:TopTopic --baseline popularity --out runs/vet-top",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **with_examples("vet"),
     )
     vet.add_argument(
         "policy",
@@ -311,9 +310,6 @@ def build_parser() -> argparse.ArgumentParser:
     vet.add_argument("--force", action="store_true", help="replace results in --out computed by another setup")
     vet.add_argument("--quiet", action="store_true", help="no progress bars")
     vet.set_defaults(func=_vet)
-
-    lst = sub.add_parser("list", help="list world presets, agents and shipped scenarios")
-    lst.set_defaults(func=_list)
 
     from experiments.ope_cli import add_ope_parsers
 
@@ -333,6 +329,10 @@ def _positive_int(text: str) -> int:
 
 _USER_ERRORS = {
     "agents.base": "AgentError",
+    "agents.persist": "ModelFileError",
+    "experiments.guardrails": "GuardrailError",
+    "experiments.logs": "LogError",
+    "experiments.ope": "OPEError",
     "experiments.runner": "RunError",
     "experiments.scenario": "ScenarioError",
     "simenv.config": "ConfigError",
@@ -375,14 +375,6 @@ def _sigterm_interrupts() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; exit codes: 0 done, 2 an error (one line on stderr), 128 + the signal
     number when stopped by Ctrl-C (130) or SIGTERM (143)."""
-
-    from agents.persist import ModelFileError
-    from agents.registry import AgentError
-    from experiments.guardrails import GuardrailError
-    from experiments.runner import RunError, describe_os_error
-    from experiments.scenario import ScenarioError
-    from simenv.config import ConfigError
-
     args = build_parser().parse_args(argv)
     prefix = f"bubblegym {args.command}:"
     try:
@@ -396,22 +388,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the output was piped into a reader that stopped (e.g. `| head`)
         sys.stdout = open(os.devnull, "w")  # Python's documented recipe: no second error at exit
         return 1
-
-    except (ScenarioError, RunError, ConfigError, AgentError, GuardrailError, ModelFileError) as err:
-        print(f"{prefix} {err}", file=sys.stderr)
-        return 2
     except OSError as err:
         from experiments.runner import describe_os_error
 
         print(f"{prefix} {describe_os_error(err)}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print(f"{prefix} out of memory (MemoryError)", file=sys.stderr)
+        return 2
     except Exception as err:
         if not isinstance(err, _user_error_types()):
             raise
         print(f"{prefix} {err}", file=sys.stderr)
-        return 2
-    except MemoryError:
-        print(f"{prefix} out of memory (MemoryError)", file=sys.stderr)
         return 2
 
 

@@ -12,6 +12,7 @@ examples:
   bubblegym report runs/default               rewrite a run's figures and report
   bubblegym compare runs/a runs/b             B - A on the arms two runs share
   bubblegym abtest default --arms random,linucb --users 2048   a simulated A/B test with power
+  bubblegym vet linucb:alpha=0.5              a launch verdict over the vetting suite (exit 0/1/2)
 
 `bubblegym COMMAND --help` shows each command's options and examples.
 Docs: docs/index.md (scenario files: docs/scenarios.md; agents: docs/agents.md)."""
@@ -43,6 +44,11 @@ examples:
   bubblegym list agents vw_squarecb   every parameter of one agent: default, allowed values, meaning
   bubblegym list presets
   bubblegym list scenarios""",
+    "vet": """\
+examples:
+  bubblegym vet linucb:alpha=0.5                                   a registry spec against the shipped suite
+  bubblegym vet model.bgagent --suite scenarios/vetting --seeds 10  a saved agent file, 10 seeds
+  bubblegym vet mypkg.policies:TopTopic --baseline popularity --out runs/vet-top  your own class""",
     "abtest": """\
 examples:
   bubblegym abtest default --arms random,linucb --users 2048          one simulated A/B test, power table
