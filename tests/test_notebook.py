@@ -66,6 +66,14 @@ ANALYSIS_NOTEBOOKS = {
         "BUBBLEGYM_NB_TRAIN_STEPS": "128",
         "BUBBLEGYM_NB_AMPLIFICATION": "0.0,0.2",
     },
+    "04_offline_vetting.ipynb": {
+        "BUBBLEGYM_NB_USERS": "16",
+        "BUBBLEGYM_NB_STEPS": "10",
+        "BUBBLEGYM_NB_SEEDS": "2",
+        "BUBBLEGYM_NB_VET_SEEDS": "2",
+        "BUBBLEGYM_NB_VET_USERS": "8",
+        "BUBBLEGYM_NB_VET_STEPS": "10",
+    },
     "03_exploration_tradeoff.ipynb": {
         "BUBBLEGYM_NB_USERS": "6",
         "BUBBLEGYM_NB_STEPS": "8",
@@ -73,6 +81,14 @@ ANALYSIS_NOTEBOOKS = {
         "BUBBLEGYM_NB_EPSILONS": "0.0,0.3",
     },
 }
+
+
+PRINTED = {
+    "02_filter_bubbles.ipynb": "tasks: arms",
+    "03_exploration_tradeoff.ipynb": "tasks: worlds",
+    "04_offline_vetting.ipynb": "overall verdict:",
+}
+"""What each notebook prints once its experiment has run."""
 
 
 @pytest.mark.parametrize("name", sorted(ANALYSIS_NOTEBOOKS))
@@ -106,4 +122,4 @@ def test_analysis_notebook_runs_its_own_experiment(name: str, tmp_path: Path, mo
     outputs = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
     assert not [out for out in outputs if out.output_type == "error"]
     assert len([out for out in outputs if "image/png" in out.get("data", {})]) >= 2
-    assert "tasks:" in "".join(out.get("text", "") for out in outputs)
+    assert PRINTED[name] in "".join(out.get("text", "") for out in outputs)
