@@ -198,7 +198,7 @@ def glossary_markdown() -> str:
         "experiments/glossary.py; do not edit by hand -->",
         "",
         "Every metric BubbleGym computes per window of steps and per run "
-        "([experiments/metrics.py](../experiments/metrics.py)); the `_final` columns are the state "
+        "(`experiments/metrics.py`); the `_final` columns are the state "
         "metrics at the last step. *Better* says which side is better for users and the platform "
         "(*depends*: it is a knob, not a goal). The report clips confidence intervals to *range*. "
         "See [how to read the report](report.md).",
