@@ -77,7 +77,7 @@ def repair_slate(action: np.ndarray, n_candidates: int) -> tuple[np.ndarray, np.
     action = np.asarray(action)
     if action.ndim != 2:
         raise ValueError(f"a slate action must have shape (n_sessions, slate_size); got shape {action.shape}")
-    if not np.issubdtype(action.dtype, np.integer):
+    if action.dtype.kind not in "iu":  # signed or unsigned integers (np.issubdtype(_, np.integer), cheaper)
         raise ValueError(f"slate entries must be integer candidate indices; got dtype {action.dtype}")
     slate = np.empty(action.shape, dtype=np.int64)
     repaired = np.empty(action.shape[0], dtype=bool)
@@ -165,6 +165,9 @@ class Simulator:
         self._no_draws = np.empty(0)
         self._drift_normal = np.empty((n if config.dynamics.drift else 0, config.catalog.dim))
         self._churn_on = bool(config.dynamics.churn_threshold and config.dynamics.churn_hazard)
+        # The step's kernels, typed once (every call passes the same kinds of arrays).
+        self._observe_kernel = kernels.FixedTypeCall(kernels.observe)
+        self._serve_kernel = kernels.FixedTypeCall(kernels.serve)
         # Observation buffers, written alternately (see ``observation_buffers``).
         self._buffers = [
             {
@@ -203,7 +206,7 @@ class Simulator:
     def restart(self, rows: np.ndarray) -> Observation:
         """End the sessions in ``rows`` now (the users return later) and start new ones,
         on the candidates already retrieved for those rows."""
-        rows = np.asarray(rows, dtype=np.int64)
+        rows = np.array(rows, dtype=np.int64, order="C")  # the kernels' fixed argument types
         self._start_sessions(rows, np.zeros(len(rows), dtype=bool), self._draw_budgets(len(rows)))
         self._observe_restarted(rows)
         return self.obs
@@ -215,9 +218,12 @@ class Simulator:
 
     def _draw_budgets(self, n: int) -> np.ndarray:
         """(n,) float32 session budgets ``max(N(budget_mean, budget_std^2), budget_cost)``."""
+        return self._budgets(self.streams.sessions.standard_normal(n))
+
+    def _budgets(self, normal: np.ndarray) -> np.ndarray:
+        """(B,) float32 session budgets from (B,) standard normal draws (see :meth:`_draw_budgets`)."""
         u = self.config.users
-        budget = u.budget_mean + u.budget_std * self.streams.sessions.standard_normal(n)
-        return np.maximum(budget, self.config.dynamics.budget_cost).astype(np.float32)
+        return np.maximum(u.budget_mean + u.budget_std * normal, self.config.dynamics.budget_cost).astype(np.float32)
 
     def _start_sessions(self, rows: np.ndarray, churned: np.ndarray, budgets: np.ndarray) -> int:
         """New sessions in ``rows``: every leaving user who did not churn goes back to the
@@ -297,7 +303,7 @@ class Simulator:
             obs["candidates"], obs["item_ids"], obs["user"], obs["user_id"], self._utility, self._best_slate
         )
         params = self._params, self._position_penalty
-        kernels.observe(rows, users, slots, self.catalog.arrays(), self.population.arrays(), *params, out)
+        self._observe_kernel(rows, users, slots, self.catalog.arrays(), self.population.arrays(), *params, out)
 
     def decision_info(self, info: dict[str, Any] | None = None) -> dict[str, Any]:
         """Ground truth for the current candidates: ``candidate_utility`` (N, C) true
@@ -363,7 +369,7 @@ class Simulator:
         )
         info: dict[str, Any] = {"user_id": pop.user_id[users], "slate": slate, "slate_repaired": repaired}
         sessions = kernels.Sessions(users, self._slots, self._utility, self.budget, self.session_steps)
-        kernels.serve(
+        self._serve_kernel(
             slate, self._best_slate, sessions, cat.arrays(), pop.arrays(), self._position_penalty, self._params,
             noise, rec,
         )  # fmt: skip
@@ -380,13 +386,17 @@ class Simulator:
         users_joined = self._admit_arrivals()
         self._current = (self._current + 1) % len(self._buffers)
         self._observe()
-        budgets = self._draw_budgets(n)  # for every row, ended or not: the streams stay in step
+        # Drawn for every row, ended or not, so the streams stay in step; turned into
+        # budgets for the ended rows only.
+        budget_normals = self.streams.sessions.standard_normal(n)
         ended = rec.terminated | rec.truncated
         if ended.any():
             rows_ended = np.flatnonzero(ended)
             info["final_obs"] = {key: value[rows_ended] for key, value in self.obs.items()}  # copies
             info["_final_obs"] = ended
-            users_joined += self._start_sessions(rows_ended, rec.churned[rows_ended], budgets[rows_ended])
+            users_joined += self._start_sessions(
+                rows_ended, rec.churned[rows_ended], self._budgets(budget_normals[rows_ended])
+            )
             self._observe_restarted(rows_ended)
         info["user_arrivals"] = np.full(n, users_joined, dtype=np.int64)
         return self.obs, rec.reward, rec.terminated, rec.truncated, self.decision_info(info)
