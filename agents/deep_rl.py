@@ -233,6 +233,9 @@ def _free_weights(p: np.ndarray, used: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------- agents
 
 
+_POLICY_PARAMS = ("n_envs", "net_arch", "policy", "interaction", "aligned")
+"""Parameters that are not the SB3 algorithm's keyword arguments."""
+
 _TIMESTEPS = Rule(INTEGER, "user-steps to learn from", lo=1)
 
 
@@ -259,7 +262,7 @@ class SB3Agent(Agent):
     def _algorithm_kwargs(self) -> dict[str, Any]:
         """SB3 constructor keyword arguments: the hyper-parameters but ``n_envs`` (sessions
         of a world built from a config) and the policy's arguments."""
-        return {k: v for k, v in self._params.items() if k not in ("n_envs", "net_arch", "policy", "interaction")}
+        return {k: v for k, v in self._params.items() if k not in _POLICY_PARAMS}
 
     @property
     def scoring(self) -> bool:
@@ -274,7 +277,9 @@ class SB3Agent(Agent):
             return self.policy_class, kwargs
         from agents.scoring_policy import ScoringDQNPolicy, ScoringSlatePolicy  # imports this module
 
-        kwargs.update(user_dim=self.spec.user_dim, interaction=self.hparams.interaction)
+        observed = self.spec.user_dim - self.spec.n_topics - 1  # the user's noisy taste coordinates
+        aligned = min(observed, self.spec.embedding_dim) if self.hparams.aligned else 0
+        kwargs.update(user_dim=self.spec.user_dim, interaction=self.hparams.interaction, aligned=aligned)
         return (ScoringDQNPolicy if isinstance(self, DQNAgent) else ScoringSlatePolicy), kwargs
 
     def _algorithm_class(self) -> type[BaseAlgorithm]:

@@ -4,7 +4,7 @@ Declared here, apart from the agents, so that the registry, ``bubblegym list`` a
 scenario checks can read them without importing torch and stable-baselines3 (seconds).
 Every parameter but ``n_envs`` (sessions of a world the agent builds from a config),
 ``net_arch`` (the policy's hidden layers), ``policy`` (the network shape: candidate scoring or
-flat MLP) and ``interaction`` (the scoring network's user-item features) is the SB3
+flat MLP), ``interaction`` and ``aligned`` (the scoring network's user-item features) is the SB3
 algorithm's keyword argument of that name.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agents.params import AgentParams, choice, integer, number, widths
+from agents.params import AgentParams, choice, flag, integer, number, widths
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,11 @@ class SB3Params(AgentParams):
         ("scoring", "mlp"),
     )
     interaction: int = integer(16, "multiplicative user-item features of the scoring network (policy 'scoring')", ge=0)
+    aligned: bool = flag(
+        True,
+        "give the scoring network the products u_i e_i of the observed user coordinates and the item embedding's "
+        "(the linear bandits' affinity features; policy 'scoring')",
+    )
 
 
 @dataclass(frozen=True)

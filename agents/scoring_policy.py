@@ -156,6 +156,7 @@ class ScoringSlatePolicy(SlatePolicy):
         user_dim: F_u (the item width follows from the observation width and C).
         net_arch: hidden widths of each scorer (a list; SB3's dict form is not accepted).
         interaction: multiplicative user-item features of each scorer.
+        aligned: products of aligned user and item coordinates (see :class:`CandidateScorer`).
     """
 
     def __init__(
@@ -167,6 +168,7 @@ class ScoringSlatePolicy(SlatePolicy):
         user_dim: int,
         net_arch: list[int] | None = None,
         interaction: int = 16,
+        aligned: int = 0,
         **kwargs: Any,
     ) -> None:
         if not isinstance(action_space, spaces.MultiDiscrete) or len(set(action_space.nvec.tolist())) != 1:
@@ -178,13 +180,15 @@ class ScoringSlatePolicy(SlatePolicy):
                 f"observation width {observation_space.shape} is not user_dim {user_dim} + {self.n_choices} * F_i"
             )
         self.user_dim, self.item_dim, self.interaction = int(user_dim), width // self.n_choices, int(interaction)
+        self.aligned = int(aligned)
         self.hidden = tuple(net_arch if net_arch is not None else (64, 64))
         super().__init__(observation_space, action_space, lr_schedule, *args, net_arch=list(self.hidden), **kwargs)
 
     def _build(self, lr_schedule: Any) -> None:
         self.action_dist = PlackettLuceDistribution(self.slots, self.n_choices)
-        self.actor = CandidateScorer(self.user_dim, self.item_dim, self.hidden, self.interaction)
-        self.critic = CandidateScorer(self.user_dim, self.item_dim, self.hidden, self.interaction)
+        shape = (self.user_dim, self.item_dim, self.hidden, self.interaction)
+        self.actor = CandidateScorer(*shape, aligned=self.aligned)
+        self.critic = CandidateScorer(*shape, aligned=self.aligned)
         width = self.critic.embed_dim
         self.value_net = nn.Sequential(nn.Linear(self.user_dim + 2 * width, width), nn.Tanh(), nn.Linear(width, 1))
         if self.ortho_init:
@@ -224,7 +228,9 @@ class ScoringSlatePolicy(SlatePolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(user_dim=self.user_dim, net_arch=list(self.hidden), interaction=self.interaction)
+        data.update(
+            user_dim=self.user_dim, net_arch=list(self.hidden), interaction=self.interaction, aligned=self.aligned
+        )
         return data
 
 
@@ -242,6 +248,7 @@ class ScoringQNetwork(QNetwork):
         user_dim: int,
         net_arch: list[int] | None = None,
         interaction: int = 16,
+        aligned: int = 0,
         activation_fn: type[nn.Module] = nn.Tanh,
         normalize_images: bool = True,
     ) -> None:
@@ -259,7 +266,10 @@ class ScoringQNetwork(QNetwork):
         self.net_arch = list(net_arch if net_arch is not None else (64, 64))
         self.activation_fn, self.features_dim = activation_fn, features_dim
         self.user_dim, self.item_dim, self.interaction = int(user_dim), width // n, int(interaction)
-        self.q_net = CandidateScorer(self.user_dim, self.item_dim, self.net_arch, self.interaction, activation_fn)
+        self.aligned = int(aligned)
+        self.q_net = CandidateScorer(
+            self.user_dim, self.item_dim, self.net_arch, self.interaction, activation_fn, aligned=self.aligned
+        )
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """(B, C) Q-values."""
@@ -268,26 +278,27 @@ class ScoringQNetwork(QNetwork):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(user_dim=self.user_dim, interaction=self.interaction)
+        data.update(user_dim=self.user_dim, interaction=self.interaction, aligned=self.aligned)
         return data
 
 
 class ScoringDQNPolicy(DQNPolicy):
     """SB3 ``DQNPolicy`` whose online and target networks are :class:`ScoringQNetwork` s.
 
-    Args (beyond ``DQNPolicy``'s): user_dim (F_u), interaction (see :class:`CandidateScorer`).
+    Args (beyond ``DQNPolicy``'s): user_dim (F_u), interaction, aligned (see :class:`CandidateScorer`).
     """
 
-    def __init__(self, *args: Any, user_dim: int, interaction: int = 16, **kwargs: Any) -> None:
-        self.user_dim, self.interaction = int(user_dim), int(interaction)
+    def __init__(self, *args: Any, user_dim: int, interaction: int = 16, aligned: int = 0, **kwargs: Any) -> None:
+        self.user_dim, self.interaction, self.aligned = int(user_dim), int(interaction), int(aligned)
         kwargs.setdefault("activation_fn", nn.Tanh)
         super().__init__(*args, **kwargs)
 
     def make_q_net(self) -> ScoringQNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        return ScoringQNetwork(**net_args, user_dim=self.user_dim, interaction=self.interaction).to(self.device)
+        net = ScoringQNetwork(**net_args, user_dim=self.user_dim, interaction=self.interaction, aligned=self.aligned)
+        return net.to(self.device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(user_dim=self.user_dim, interaction=self.interaction)
+        data.update(user_dim=self.user_dim, interaction=self.interaction, aligned=self.aligned)
         return data

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -280,3 +281,43 @@ def test_scoring_models_save_load_and_pickle_make_the_same_decisions(name, extra
         np.testing.assert_array_equal(got.propensities, want.propensities)
     for ours, theirs in zip(agent.model.policy.parameters(), loaded.model.policy.parameters(), strict=True):
         assert torch.equal(ours, theirs)
+
+
+# ---------------------------------------------------------------------------- learning (slow)
+
+
+def default_scenario_budget():
+    """The default scenario's training steps and evaluation horizon (users, steps)."""
+    import yaml
+
+    scenario = yaml.safe_load((Path(__file__).resolve().parents[1] / "scenarios" / "default.yaml").read_text())
+    return int(scenario["training"]["steps"]), int(scenario["horizon"]["users"]), int(scenario["horizon"]["steps"])
+
+
+@pytest.mark.slow
+def test_scoring_ppo_reaches_linucb_and_beats_random_on_the_default_preset():
+    """Three seeds; per seed, PPO (trained on its own world for the default scenario's budget),
+    LinUCB (alpha 1, learning online, as in the scenario) and random are run on the same
+    evaluation world and agent stream (common random numbers) over the scenario's horizon."""
+    steps, users, horizon = default_scenario_budget()
+    config = get_preset("default")
+    spec = WorldSpec.from_config(config)
+
+    def engagement(agent, seed, learn):
+        env = RecVectorEnv(users, config=config)
+        trajectory = rollout(agent, env, horizon, np.random.default_rng(seed), seed=1000 + seed, learn=learn)
+        return float(trajectory.records["reward"].mean())
+
+    ppo, linucb, random = [], [], []
+    for seed in range(3):
+        agent = make_agent("ppo", spec).train(config, steps, seed=seed)
+        ppo.append(engagement(agent, seed, learn=False))
+        linucb.append(engagement(make_agent("linucb", spec, alpha=1.0), seed, learn=True))
+        random.append(engagement(make_agent("random", spec), seed, learn=False))
+    ppo, linucb, random = map(np.array, (ppo, linucb, random))
+    # at least 90% of LinUCB's reward per user-step, on average over the seeds
+    assert ppo.mean() >= 0.9 * linucb.mean(), (ppo, linucb)
+    # beats random: paired 95% t interval of the per-seed differences (2 dof) excludes zero
+    gain = ppo - random
+    half = stats.t.ppf(0.975, df=len(gain) - 1) * gain.std(ddof=1) / np.sqrt(len(gain))
+    assert gain.mean() - half > 0, (gain, half)
