@@ -7,16 +7,23 @@ Three pieces:
   copies). Observations are the flat
   float32 features of :func:`simenv.wrappers.flatten_observation`; actions are
   ``MultiDiscrete([C] * k)`` slates (``Discrete(C)`` for DQN with k = 1).
-* :class:`SlatePolicy`: SB3's ``MlpPolicy`` with the k slot categoricals batched as one
-  tensor (:class:`SlateCategoricalDistribution`) and a fused Adam step; same networks and
-  law, cheaper arithmetic (PPO / A2C train with it).
+* The policies. By default (``policy: scoring``) one shared-weight network scores each
+  candidate (:mod:`agents.scoring`): PPO / A2C use
+  :class:`agents.scoring_policy.ScoringSlatePolicy` (Plackett-Luce slates), DQN a scoring
+  Q-network trained as :class:`agents.slate_dqn.SlateDQN` on slates of any size (see
+  ``docs/deep-rl.md``). With ``policy: mlp``, PPO / A2C use :class:`SlatePolicy`: SB3's
+  ``MlpPolicy`` with the k slot categoricals batched as one tensor
+  (:class:`SlateCategoricalDistribution`) and a fused Adam step (same networks and law,
+  cheaper arithmetic), and DQN is SB3's own for ``slate_size`` 1.
 * :class:`SB3Agent` and its registered subclasses :class:`PPOAgent`, :class:`A2CAgent`,
   :class:`DQNAgent`: ``train(env_or_config, total_timesteps, seed)`` learns with SB3;
   ``act(obs, rng)`` serves slates from the learned policy with exact propensities;
   ``save`` / ``load`` write the policy's weights and optimizer state as data
   (:mod:`agents.persist`; no SB3 zip, whose JSON part SB3 decodes with cloudpickle).
 
-Sampling law of ``act`` (PPO / A2C). The policy is a product of k slot categoricals
+Sampling law of ``act`` (PPO / A2C). For the scoring policy every slot's categorical is
+``softmax(scores)``, so the law below is Plackett-Luce, the law it trains with. For the MLP,
+the policy is a product of k slot categoricals
 ``pi_j(. | s)`` over the C candidates. During training SB3 samples the slots
 independently and the world repairs a repeated candidate
 (:func:`simenv.repair_slate`). ``act`` instead fills the slots in order, each from its own

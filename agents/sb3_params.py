@@ -61,7 +61,7 @@ class A2CParams(SB3Params):
 
 @dataclass(frozen=True)
 class DQNParams(SB3Params):
-    """DQN (Mnih et al. 2015), for single-item slates."""
+    """DQN (Mnih et al. 2015): slates of any size with ``policy: scoring``, size 1 with ``mlp``."""
 
     learning_rate: float = number(1e-3, "Adam step size", ge=0.0)
     buffer_size: int = integer(20_000, "replay buffer capacity (transitions)", ge=1)
