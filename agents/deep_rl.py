@@ -7,16 +7,23 @@ Three pieces:
   copies). Observations are the flat
   float32 features of :func:`simenv.wrappers.flatten_observation`; actions are
   ``MultiDiscrete([C] * k)`` slates (``Discrete(C)`` for DQN with k = 1).
-* :class:`SlatePolicy`: SB3's ``MlpPolicy`` with the k slot categoricals batched as one
-  tensor (:class:`SlateCategoricalDistribution`) and a fused Adam step; same networks and
-  law, cheaper arithmetic (PPO / A2C train with it).
+* The policies. By default (``policy: scoring``) one shared-weight network scores each
+  candidate (:mod:`agents.scoring`): PPO / A2C use
+  :class:`agents.scoring_policy.ScoringSlatePolicy` (Plackett-Luce slates), DQN a scoring
+  Q-network trained as :class:`agents.slate_dqn.SlateDQN` on slates of any size (see
+  ``docs/deep-rl.md``). With ``policy: mlp``, PPO / A2C use :class:`SlatePolicy`: SB3's
+  ``MlpPolicy`` with the k slot categoricals batched as one tensor
+  (:class:`SlateCategoricalDistribution`) and a fused Adam step (same networks and law,
+  cheaper arithmetic), and DQN is SB3's own for ``slate_size`` 1.
 * :class:`SB3Agent` and its registered subclasses :class:`PPOAgent`, :class:`A2CAgent`,
   :class:`DQNAgent`: ``train(env_or_config, total_timesteps, seed)`` learns with SB3;
   ``act(obs, rng)`` serves slates from the learned policy with exact propensities;
   ``save`` / ``load`` write the policy's weights and optimizer state as data
   (:mod:`agents.persist`; no SB3 zip, whose JSON part SB3 decodes with cloudpickle).
 
-Sampling law of ``act`` (PPO / A2C). The policy is a product of k slot categoricals
+Sampling law of ``act`` (PPO / A2C). For the scoring policy every slot's categorical is
+``softmax(scores)``, so the law below is Plackett-Luce, the law it trains with. For the MLP,
+the policy is a product of k slot categoricals
 ``pi_j(. | s)`` over the C candidates. During training SB3 samples the slots
 independently and the world repairs a repeated candidate
 (:func:`simenv.repair_slate`). ``act`` instead fills the slots in order, each from its own
@@ -234,6 +241,9 @@ def _free_weights(p: np.ndarray, used: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------- agents
 
 
+_POLICY_PARAMS = ("n_envs", "net_arch", "policy", "interaction", "aligned")
+"""Parameters that are not the SB3 algorithm's keyword arguments."""
+
 _TIMESTEPS = Rule(INTEGER, "user-steps to learn from", lo=1)
 
 
@@ -259,14 +269,36 @@ class SB3Agent(Agent):
     # -- construction of the SB3 model
     def _algorithm_kwargs(self) -> dict[str, Any]:
         """SB3 constructor keyword arguments: the hyper-parameters but ``n_envs`` (sessions
-        of a world built from a config) and ``net_arch`` (a policy argument)."""
-        return {k: v for k, v in self._params.items() if k not in ("n_envs", "net_arch")}
+        of a world built from a config) and the policy's arguments."""
+        return {k: v for k, v in self._params.items() if k not in _POLICY_PARAMS}
+
+    @property
+    def scoring(self) -> bool:
+        """True for the candidate-scoring network (``policy: scoring``), False for the flat MLP."""
+        return self.hparams.policy == "scoring"
+
+    def _policy_and_kwargs(self) -> tuple[str | type, dict[str, Any]]:
+        """The SB3 policy class (``policy_class``, the flat MLP, unless ``policy: scoring``)
+        and its keyword arguments."""
+        kwargs: dict[str, Any] = {"net_arch": list(self.hparams.net_arch)}
+        if not self.scoring:
+            return self.policy_class, kwargs
+        from agents.scoring_policy import ScoringDQNPolicy, ScoringSlatePolicy  # imports this module
+
+        observed = self.spec.user_dim - self.spec.n_topics - 1  # the user's noisy taste coordinates
+        aligned = min(observed, self.spec.embedding_dim) if self.hparams.aligned else 0
+        kwargs.update(user_dim=self.spec.user_dim, interaction=self.hparams.interaction, aligned=aligned)
+        return (ScoringDQNPolicy if isinstance(self, DQNAgent) else ScoringSlatePolicy), kwargs
+
+    def _algorithm_class(self) -> type[BaseAlgorithm]:
+        """The SB3 algorithm class to build (``algorithm``)."""
+        return self.algorithm
 
     def _build(self, env: VecEnv, seed: int | None, tensorboard_log: str | None) -> BaseAlgorithm:
         kwargs = self._algorithm_kwargs()
-        policy_kwargs = {"net_arch": list(self.hparams.net_arch)}
-        return self.algorithm(
-            self.policy_class,
+        policy_class, policy_kwargs = self._policy_and_kwargs()
+        return self._algorithm_class()(
+            policy_class,
             env,
             seed=seed,
             device="cpu",
@@ -365,6 +397,10 @@ class SB3Agent(Agent):
             dist = policy.get_distribution(self._obs_tensor(obs))
         if isinstance(dist, SlateCategoricalDistribution):
             return dist.probs.numpy()
+        if hasattr(dist, "logits") and dist.logits is not None and dist.logits.ndim == 2:  # Plackett-Luce
+            # every slot's categorical is softmax(scores) before renormalising over the free candidates
+            probs = torch.softmax(dist.logits.double(), dim=-1).numpy()
+            return np.repeat(probs[:, None, :], self.spec.slate_size, axis=1)
         parts = dist.distribution if isinstance(dist.distribution, list) else [dist.distribution]
         return np.stack([part.probs.numpy() for part in parts], axis=1)
 
@@ -511,24 +547,40 @@ class A2CAgent(SB3Agent):
 
 @register
 class DQNAgent(SB3Agent):
-    """Deep Q-network (Mnih et al. 2015) for single-item slates (``slate_size`` 1).
+    """Deep Q-network (Mnih et al. 2015) over slates.
 
-    Acts epsilon-greedily on its Q-values with ``exploration_final_eps``: propensity
-    ``(1 - eps) [greedy] + eps / C`` (see :func:`agents.slates.epsilon_greedy_slates`).
+    With ``policy: scoring`` (default) the Q-network scores each candidate,
+    ``Q(s, x)`` from (user, candidate) with shared weights, and trains as
+    :class:`agents.slate_dqn.SlateDQN` on slates of any size k (slate value = mean item value,
+    greedy slate = top k). With ``policy: mlp``, SB3's DQN with its flat MLP, for
+    ``slate_size`` 1 only. Acts per-slot epsilon-greedily on its Q-values with
+    ``exploration_final_eps``: propensity ``(1 - eps) [best remaining] + eps / (C - j)`` at
+    slot j (see :func:`agents.slates.epsilon_greedy_slates`).
     """
 
     name = "dqn"
     Params = DQNParams
     algorithm = DQN
-    discrete = True
 
     def __init__(self, spec: WorldSpec, **params: Any) -> None:
-        if spec.slate_size != 1:
-            raise AgentError(
-                f"dqn needs slate_size 1 (a Discrete(C) action); got slate_size={spec.slate_size}. "
-                "Use ppo or a2c for slates."
-            )
         super().__init__(spec, **params)
+        if not self.scoring and spec.slate_size != 1:
+            raise AgentError(
+                f"dqn with policy 'mlp' needs slate_size 1 (a Discrete(C) action); got slate_size={spec.slate_size}. "
+                "Use policy 'scoring' (the default) for slates."
+            )
+
+    @property
+    def discrete(self) -> bool:  # type: ignore[override]
+        """``Discrete(C)`` actions for the flat MLP; ``MultiDiscrete([C] * k)`` slates when scoring."""
+        return not self.scoring
+
+    def _algorithm_class(self) -> type[BaseAlgorithm]:
+        if not self.scoring:
+            return DQN
+        from agents.slate_dqn import SlateDQN
+
+        return SlateDQN
 
     def q_values(self, obs: Observation) -> np.ndarray:
         """(B, C) float64 Q-values of the candidates."""
@@ -537,7 +589,7 @@ class DQNAgent(SB3Agent):
             return policy.q_net(self._obs_tensor(obs)).numpy().astype(np.float64)
 
     def act(self, obs: Observation, rng: np.random.Generator) -> Decision:
-        return epsilon_greedy_slates(self.q_values(obs), 1, self.hparams.exploration_final_eps, rng)
+        return epsilon_greedy_slates(self.q_values(obs), self.spec.slate_size, self.hparams.exploration_final_eps, rng)
 
     def slot_probabilities(self, obs: Observation, slates: np.ndarray) -> np.ndarray:
         """Exact epsilon-greedy law over the Q-values (``exploration_final_eps``)."""

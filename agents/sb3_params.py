@@ -2,15 +2,17 @@
 
 Declared here, apart from the agents, so that the registry, ``bubblegym list`` and the
 scenario checks can read them without importing torch and stable-baselines3 (seconds).
-Every parameter but ``n_envs`` (sessions of a world the agent builds from a config) and
-``net_arch`` (the policy's hidden layers) is the SB3 algorithm's keyword argument of that name.
+Every parameter but ``n_envs`` (sessions of a world the agent builds from a config),
+``net_arch`` (the policy's hidden layers), ``policy`` (the network shape: candidate scoring or
+flat MLP), ``interaction`` and ``aligned`` (the scoring network's user-item features) is the SB3
+algorithm's keyword argument of that name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agents.params import AgentParams, integer, number, widths
+from agents.params import AgentParams, choice, flag, integer, number, widths
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,18 @@ class SB3Params(AgentParams):
     n_envs: int = integer(16, "training sessions of a world built from a config", ge=1)
     gamma: float = number(0.5, "discount per step (short: most of a slate's reward is immediate)", ge=0.0, le=1.0)
     net_arch: tuple[int, ...] = widths((64, 64), "hidden layer widths of the policy (and value) network")
+    policy: str = choice(
+        "scoring",
+        "network shape: 'scoring' (one shared-weight network scores each candidate from (user, candidate); "
+        "see agents.scoring) or 'mlp' (SB3's flat MLP over all features, one output per slot and candidate)",
+        ("scoring", "mlp"),
+    )
+    interaction: int = integer(16, "multiplicative user-item features of the scoring network (policy 'scoring')", ge=0)
+    aligned: bool = flag(
+        True,
+        "give the scoring network the products u_i e_i of the observed user coordinates and the item embedding's "
+        "(the linear bandits' affinity features; policy 'scoring')",
+    )
 
 
 @dataclass(frozen=True)
@@ -47,7 +61,7 @@ class A2CParams(SB3Params):
 
 @dataclass(frozen=True)
 class DQNParams(SB3Params):
-    """DQN (Mnih et al. 2015), for single-item slates."""
+    """DQN (Mnih et al. 2015): slates of any size with ``policy: scoring``, size 1 with ``mlp``."""
 
     learning_rate: float = number(1e-3, "Adam step size", ge=0.0)
     buffer_size: int = integer(20_000, "replay buffer capacity (transitions)", ge=1)

@@ -64,12 +64,16 @@ def pool_candidates(candidates: torch.Tensor) -> torch.Tensor:
 class CandidateScorer(nn.Module):
     """Scores each candidate from ``(user features, candidate features)`` with shared weights.
 
-    Per pair, the input is ``[u, z, (P_u u) * (P_z z)]``: the user u (F_u,), the candidate z
-    (F_i,) and ``interaction`` multiplicative features (learned projections of both, multiplied
-    elementwise, so an affinity such as ``u^T W z`` is one layer away, as in a two-tower or
-    factorisation model). An MLP of widths ``hidden`` (activation after each layer) maps it to
-    an embedding h (H,) and a linear head maps h to one score. The user's share of the first
-    layer is computed once per row, not once per candidate.
+    Per pair, the input is ``[u, z, (P_u u) * (P_z z), u[:a] * z[:a]]``: the user u (F_u,), the
+    candidate z (F_i,), ``interaction`` multiplicative features (learned projections of both,
+    multiplied elementwise, so an affinity such as ``u^T W z`` is one layer away, as in a
+    two-tower or factorisation model) and, if ``aligned`` = a > 0, the products of the first a
+    user and item coordinates (for worlds whose first user features are noisy coordinates of
+    the user's taste in the item embedding's first coordinates, as in :mod:`simenv`; the same
+    products the linear bandits' feature map uses, :class:`agents.bandits.features.FeatureMap`).
+    An MLP of widths ``hidden`` (activation after each layer) maps it to an embedding h (H,)
+    and a linear head maps h to one score. The user's share of the first layer is computed
+    once per row, not once per candidate.
 
     Args:
         user_dim: F_u >= 1.
@@ -77,6 +81,7 @@ class CandidateScorer(nn.Module):
         hidden: hidden widths (each >= 1; empty = a linear score of the pair features).
         interaction: width of the multiplicative user-item features (0 = none).
         activation: the hidden layers' activation class (``nn.Tanh`` as SB3's MLP policies).
+        aligned: a, products of aligned user and item coordinates (0 = none; a <= F_u, F_i).
 
     Attributes:
         embed_dim: H, the width of :meth:`embed`'s per-candidate embeddings (the last hidden
@@ -90,22 +95,32 @@ class CandidateScorer(nn.Module):
         hidden: Sequence[int] = (64, 64),
         interaction: int = 16,
         activation: type[nn.Module] = nn.Tanh,
+        aligned: int = 0,
     ) -> None:
         super().__init__()
         hidden = tuple(int(h) for h in hidden)
-        if user_dim < 1 or item_dim < 1 or interaction < 0 or any(h < 1 for h in hidden):
+        if (
+            user_dim < 1
+            or item_dim < 1
+            or interaction < 0
+            or any(h < 1 for h in hidden)
+            or not 0 <= aligned <= min(user_dim, item_dim)
+        ):
             raise ValueError(
-                "CandidateScorer needs user_dim, item_dim >= 1, interaction >= 0 and hidden widths >= 1; "
-                f"got user_dim={user_dim}, item_dim={item_dim}, interaction={interaction}, hidden={hidden}"
+                "CandidateScorer needs user_dim, item_dim >= 1, interaction >= 0, hidden widths >= 1 and "
+                f"0 <= aligned <= min(user_dim, item_dim); got user_dim={user_dim}, item_dim={item_dim}, "
+                f"interaction={interaction}, hidden={hidden}, aligned={aligned}"
             )
         self.user_dim, self.item_dim, self.interaction, self.hidden = int(user_dim), int(item_dim), interaction, hidden
+        self.aligned = int(aligned)
         self.user_proj = nn.Linear(user_dim, interaction, bias=False) if interaction else None
         self.item_proj = nn.Linear(item_dim, interaction, bias=False) if interaction else None
-        pair_dim = user_dim + item_dim + interaction
+        item_part = item_dim + interaction + self.aligned
+        pair_dim = user_dim + item_part
         if hidden:
             # first layer split into its user part (once per row) and candidate part (per pair)
             self.first_user = nn.Linear(user_dim, hidden[0], bias=False)
-            self.first_item = nn.Linear(item_dim + interaction, hidden[0])
+            self.first_item = nn.Linear(item_part, hidden[0])
             layers: list[nn.Module] = [activation()]
             for width_in, width_out in itertools.pairwise(hidden):
                 layers += [nn.Linear(width_in, width_out), activation()]
@@ -123,11 +138,12 @@ class CandidateScorer(nn.Module):
         Args:
             user: (B, F_u). candidates: (B, C, F_i).
         """
+        parts = [candidates]
         if self.interaction:
-            cross = self.user_proj(user).unsqueeze(1) * self.item_proj(candidates)
-            item_part = torch.cat([candidates, cross], dim=-1)
-        else:
-            item_part = candidates
+            parts.append(self.user_proj(user).unsqueeze(1) * self.item_proj(candidates))
+        if self.aligned:
+            parts.append(user[:, None, : self.aligned] * candidates[..., : self.aligned])
+        item_part = torch.cat(parts, dim=-1) if len(parts) > 1 else candidates
         if self.body is None:
             user_part = user.unsqueeze(1).expand(-1, candidates.shape[1], -1)
             return torch.cat([user_part, item_part], dim=-1)

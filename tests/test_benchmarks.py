@@ -53,3 +53,10 @@ def test_bench_agents_numpy_bandits_quick_pass(capsys) -> None:
     out = capsys.readouterr().out
     for name in ("linucb", "linucb_hybrid", "lints", "linear_egreedy"):
         assert name in out
+
+
+def test_bench_sb3_pieces_run_and_report_targets() -> None:
+    bench_sb3 = load_script("bench_sb3")
+    native, dummy = bench_sb3.bench_env_step("default", 4, 2, 1)
+    assert native.work == dummy.work == 8.0 and native.per_s > 0 and dummy.cpu_per_s > 0
+    assert bench_sb3.verdict(10.0, 10.0).startswith("met") and bench_sb3.verdict(9.9, 10.0).startswith("NOT MET")

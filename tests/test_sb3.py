@@ -208,9 +208,8 @@ def test_slate_distribution_samples_each_slot_from_its_categorical():
 @pytest.mark.parametrize("name", ["ppo", "a2c"])
 def test_ppo_and_a2c_train_the_slate_policy_and_act_from_its_probabilities(name):
     config = small_config()
-    agent = make_agent(
-        name, WorldSpec.from_config(config), n_envs=4, n_steps=8, **({"batch_size": 32} if name == "ppo" else {})
-    )
+    extra = {"batch_size": 32} if name == "ppo" else {}
+    agent = make_agent(name, WorldSpec.from_config(config), policy="mlp", n_envs=4, n_steps=8, **extra)
     agent.train(config, 32, seed=0)
     policy = agent.model.policy
     assert isinstance(policy, SlatePolicy) and isinstance(policy.action_dist, SlateCategoricalDistribution)
@@ -249,7 +248,7 @@ def test_slate_policy_fused_adam_takes_the_same_steps_as_sb3_adam():
 def test_models_with_sb3_stock_policy_still_act():
     # e.g. a zip saved before SlatePolicy: the k slot Categoricals of SB3's MultiCategorical
     config = small_config()
-    agent = make_agent("ppo", WorldSpec.from_config(config))
+    agent = make_agent("ppo", WorldSpec.from_config(config), policy="mlp")
     agent.policy_class = "MlpPolicy"
     policy = agent.ensure_model().policy
     assert type(policy.action_dist) is MultiCategoricalDistribution
@@ -304,8 +303,8 @@ def test_bad_hyper_parameters_and_dqn_slates_raise_named_errors():
         make_agent("ppo", spec, learning_rate=-1)
     with pytest.raises(AgentError, match=r"a2c\.net_arch"):
         make_agent("a2c", spec, net_arch=())
-    with pytest.raises(AgentError, match=r"dqn needs slate_size 1.*slate_size=2"):
-        make_agent("dqn", spec)
+    with pytest.raises(AgentError, match=r"dqn with policy 'mlp' needs slate_size 1.*slate_size=2"):
+        make_agent("dqn", spec, policy="mlp")
     agent = make_agent("ppo", spec)
     with pytest.raises(AgentError, match="differs from the agent's spec"):
         agent.train(with_overrides(small_config(), {"n_candidates": 12}), 64, seed=0)
@@ -389,7 +388,8 @@ def test_ppo_beats_random_engagement_over_seeds():
         return rollout(agent, env, 100, np.random.default_rng(0), seed=5, learn=False).records["reward"].mean()
 
     random_engagement = engagement(make_agent("random", spec))
-    trained = [make_agent("ppo", spec).train(config, 16384, seed=seed) for seed in range(3)]
+    # the flat MLP (the candidate-scoring default has its own test in test_deep_policies.py)
+    trained = [make_agent("ppo", spec, policy="mlp").train(config, 16384, seed=seed) for seed in range(3)]
     gains = [engagement(agent) - random_engagement for agent in trained]
     assert min(gains) > 0.05, gains  # every seed beats random (about 1.4 min/step)
     assert np.mean(gains) > 0.1, gains

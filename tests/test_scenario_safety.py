@@ -97,17 +97,17 @@ BAD_FILES: list[tuple[str, str | bytes, str, list[str]]] = [
     ),
     (
         "agent refuses the world",
-        _agents("[{name: random}, {name: dqn}]"),
-        "agents[1]",
-        ["agent 'dqn' cannot be built for this world", "dqn needs slate_size 1", "got slate_size=5"],
+        _agents("[{name: random}, {name: dqn, params: {policy: mlp}}]"),
+        "agents[1].params.policy",
+        ["dqn with policy 'mlp' needs slate_size 1", "got slate_size=5"],
     ),
     (
         "agent refuses one grid point",
         HEAD
-        + "world: {overrides: {slate_size: 1}}\nagents: [{name: dqn}]\n"
+        + "world: {overrides: {slate_size: 1}}\nagents: [{name: dqn, params: {policy: mlp}}]\n"
         + SMALL
         + "sweep: {world.slate_size: [1, 2]}\n",
-        "agents[0]",
+        "agents[0].params.policy",
         ["(at the world grid point {slate_size: 2})", "got slate_size=2"],
     ),
     (
