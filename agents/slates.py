@@ -80,17 +80,25 @@ def slate_epsilon_greedy_slates(scores: np.ndarray, k: int, epsilon: float, rng:
     explore = rng.random(b) < epsilon
     random = np.argsort(rng.random((b, c)), axis=1)[:, :k]
     slates = np.where(explore[:, None], random, greedy)
-    props = np.empty((b, k), dtype=np.float64)
-    on_greedy = np.ones(b, dtype=bool)  # prefix so far equals the greedy prefix
+    props = _slate_epsilon_greedy_law(greedy, slates, c, epsilon)
+    return Decision(slates=slates, propensities=props, explored=(slates != greedy).any(axis=1))
+
+
+def _slate_epsilon_greedy_law(greedy: np.ndarray, slates: np.ndarray, c: int, epsilon: float) -> np.ndarray:
+    """(B, k) conditional probabilities of ``slates`` under whole-slate epsilon-greedy around
+    the (B, k) ``greedy`` slates over C = ``c`` candidates (derived in
+    :func:`slate_epsilon_greedy_slates`)."""
+    props = np.empty(slates.shape, dtype=np.float64)
+    on_greedy = np.ones(len(slates), dtype=bool)  # prefix so far equals the greedy prefix
     q = 1.0
-    for j in range(k):
+    for j in range(slates.shape[1]):
         uniform = 1.0 / (c - j)
         pi = epsilon * q / (epsilon * q + 1.0 - epsilon) if epsilon < 1.0 else 1.0
         is_greedy = slates[:, j] == greedy[:, j]
         props[:, j] = np.where(on_greedy, (1.0 - pi) * is_greedy + pi * uniform, uniform)
         on_greedy &= is_greedy
         q *= uniform
-    return Decision(slates=slates, propensities=props, explored=(slates != greedy).any(axis=1))
+    return props
 
 
 # --------------------------------------------------------------------------- probabilities of given slates
@@ -135,18 +143,7 @@ def epsilon_greedy_probabilities(scores: np.ndarray, slates: np.ndarray, epsilon
 def slate_epsilon_greedy_probabilities(scores: np.ndarray, slates: np.ndarray, epsilon: float) -> np.ndarray:
     """(B, k) law of :func:`slate_epsilon_greedy_slates` at ``slates`` (the conditional
     probabilities its docstring derives)."""
-    b, c = scores.shape
-    greedy = greedy_slates(scores, slates.shape[1])
-    props = np.empty(slates.shape, dtype=np.float64)
-    on_greedy = np.ones(b, dtype=bool)
-    q = 1.0
-    for j in range(slates.shape[1]):
-        uniform = 1.0 / (c - j)
-        pi = epsilon * q / (epsilon * q + 1.0 - epsilon) if epsilon < 1.0 else 1.0
-        is_greedy = slates[:, j] == greedy[:, j]
-        props[:, j] = np.where(on_greedy, (1.0 - pi) * is_greedy + pi * uniform, uniform)
-        on_greedy &= is_greedy
-        q *= uniform
+    props = _slate_epsilon_greedy_law(greedy_slates(scores, slates.shape[1]), slates, scores.shape[1], epsilon)
     return np.where(repeated_slots(slates), 0.0, props)
 
 
