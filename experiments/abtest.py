@@ -926,7 +926,7 @@ def write_result(result: AbTestResult, out: Path) -> dict[str, Path]:
     """Write ``tests.parquet`` (per seed, arm and metric), ``users.parquet`` (per seed and
     cohort user), ``summary.parquet`` and ``abtest.json`` (setup, summary, variance, sample
     sizes) into ``out``, each atomically, the JSON last (its presence means complete)."""
-    from experiments.runner import write_json_atomic, write_parquet_atomic
+    from experiments.files import write_json_atomic, write_parquet_atomic
 
     check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)

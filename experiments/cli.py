@@ -389,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")  # Python's documented recipe: no second error at exit
         return 1
     except OSError as err:
-        from experiments.runner import describe_os_error
+        from experiments.files import describe_os_error
 
         print(f"{prefix} {describe_os_error(err)}", file=sys.stderr)
         return 2

@@ -428,8 +428,8 @@ def evaluate_run(
 
 
 def write_verdict(folder: str | Path, verdict: Verdict) -> Path:
-    """Write ``folder/verdict.json`` atomically (see :func:`experiments.runner.write_json_atomic`)."""
-    from experiments.runner import write_json_atomic
+    """Write ``folder/verdict.json`` atomically (see :func:`experiments.files.write_json_atomic`)."""
+    from experiments.files import write_json_atomic
 
     path = Path(folder) / VERDICT_FILE
     write_json_atomic(verdict.to_json(), path)

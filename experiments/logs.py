@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import uuid
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,6 +37,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from experiments.files import fsync_dir, temporary_name
 
 FORMAT_VERSION = 1
 """Version of the decision-log format; :func:`read_log` refuses any other."""
@@ -551,7 +552,7 @@ def read_log(path: str | Path) -> DecisionLog:
 
 
 def _temporary(path: Path, owner: int | None) -> Path:
-    return path.with_name(f".{path.name}.tmp-{owner or os.getpid()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    return path.with_name(temporary_name(path.name, owner))
 
 
 class DecisionLogWriter:
@@ -756,7 +757,7 @@ class DecisionLogWriter:
             for tmp, final in ((items_tmp, self.items_path), (self._tmp, self.decisions_path)):
                 _fsync_file(tmp)
                 os.replace(tmp, final)
-            _fsync_dir(self.decisions_path.parent)
+            fsync_dir(self.decisions_path.parent)
         except BaseException:
             items_tmp.unlink(missing_ok=True)
             self.abort()
@@ -799,17 +800,6 @@ def _encodings(columns: list[Column]) -> dict[str, Any]:
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def log_columns(log: DecisionLog) -> dict[str, np.ndarray]:

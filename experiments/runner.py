@@ -53,7 +53,6 @@ import sys
 import threading
 import time
 import traceback
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +65,14 @@ import numpy as np
 import pandas as pd
 
 from agents.base import Agent, Decision, Feedback, Observation, Trainable
+from experiments.files import (
+    describe_os_error,
+    file_sha256,
+    parquet_bytes,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_parquet_atomic,
+)
 from experiments.scenario import Conditions, Scenario, thaw
 
 ID_COLUMNS = (
@@ -461,86 +468,6 @@ def _id_columns(task: Task, agent: Agent) -> dict[str, Any]:
 def _with_ids(frame: pd.DataFrame, ids: Mapping[str, Any]) -> pd.DataFrame:
     front = pd.DataFrame({key: [value] * len(frame) for key, value in ids.items()}, index=frame.index)
     return pd.concat([front, frame.drop(columns=[c for c in ids if c in frame.columns])], axis=1)
-
-
-# --------------------------------------------------------------------------- files
-
-
-def describe_os_error(err: OSError) -> str:
-    """One line for an ``OSError``: ``"<path>: <reason>"`` (or the error's text if no path)."""
-    reason = err.strerror or str(err)
-    return f"{err.filename}: {reason}" if err.filename is not None else reason
-
-
-def temporary_name(name: str, owner: int | None = None) -> str:
-    """``.<name>.tmp-<owner pid>-<writer pid>-<random>``: the runner ``owner`` (default this
-    process) deletes its own temporaries by their pid."""
-    return f".{name}.tmp-{owner or os.getpid()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def write_bytes_atomic(data: bytes, path: Path, owner: int | None = None) -> None:
-    """Write ``data`` to ``path``, which is afterwards either its old self or complete.
-
-    The bytes go to a temporary file (:func:`temporary_name`) in the same directory, which
-    is fsynced, renamed over ``path``, and the directory is fsynced (the rename persists).
-
-    Raises:
-        OSError: naming ``path`` (not the temporary), e.g. a full or read-only disk.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(temporary_name(path.name, owner))
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise OSError(err.errno, err.strerror or str(err), str(path)) from err
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Persist a directory's entries (a rename); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError as err:
-        raise OSError(err.errno, err.strerror or str(err), str(folder)) from err
-    finally:
-        os.close(fd)
-
-
-def parquet_bytes(frame: pd.DataFrame) -> bytes:
-    """``frame`` as a Parquet file's bytes (no index)."""
-    import io
-
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    return buffer.getvalue()
-
-
-def write_parquet_atomic(frame: pd.DataFrame, path: Path, owner: int | None = None) -> str:
-    """Write ``frame`` to ``path`` atomically (:func:`write_bytes_atomic`); return the file's SHA-256 (hex)."""
-    data = parquet_bytes(frame)
-    write_bytes_atomic(data, path, owner)
-    return hashlib.sha256(data).hexdigest()
-
-
-def write_json_atomic(data: Any, path: Path, owner: int | None = None) -> None:
-    """Write JSON atomically (:func:`write_bytes_atomic`)."""
-    write_bytes_atomic(json.dumps(data, indent=2, sort_keys=False, default=str).encode(), path, owner)
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 (hex) of a file's bytes, read in chunks."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def task_file(out_dir: Path, task: Task, kind: str) -> Path:

@@ -35,7 +35,7 @@ import yaml
 
 from agents.base import Trainable
 from agents.registry import agent_class, agent_names
-from experiments import runner
+from experiments import files, runner
 from experiments.cli import main
 from experiments.runner import (
     RunError,
@@ -312,7 +312,7 @@ def test_a_runner_removes_only_its_own_temporaries(tmp_path: Path) -> None:
         path.write_bytes(b"x")
     remove_temporaries(tmp_path, owner=os.getpid())
     assert not mine.exists() and theirs.exists()
-    name = runner.temporary_name("manifest.json")
+    name = files.temporary_name("manifest.json")
     assert name.startswith(f".manifest.json.tmp-{os.getpid()}-{os.getpid()}-")
 
 
